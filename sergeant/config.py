@@ -1,0 +1,225 @@
+"""Worker configuration: frozen dataclasses, validated when they are built.
+
+The names and defaults follow Sergeant 0.27, so a ``generate_config`` written for
+it keeps working; ``Delivery`` is new (at-least-once leases). A bad value raises
+:class:`~sergeant.errors.ConfigError` naming the field. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+CONNECTOR_TYPES = ('redis', 'mongo', 'local')
+COMPRESSORS = ('zlib', 'gzip', 'bzip2', 'lzma')
+SERIALIZERS = ('pickle', 'msgpack', 'json')
+GUARANTEES = ('at_least_once', 'at_most_once')
+
+
+def _require(condition: bool, field: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(field, problem)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingEvents:
+    """Which worker events are logged."""
+
+    on_success: bool = False
+    on_failure: bool = True
+    on_timeout: bool = True
+    on_retry: bool = True
+    on_max_retries: bool = True
+    on_requeue: bool = True
+    on_starvation: bool = True
+    on_stop: bool = True
+    on_dead_letter: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Logging:
+    """The worker logger: level, stdout output and extra handlers."""
+
+    level: int = logging.ERROR
+    log_to_stdout: bool = False
+    events: LoggingEvents = dataclasses.field(default_factory=LoggingEvents)
+    handlers: list[logging.Handler] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _require(_is_count(self.level), 'logging.level', f'must be a logging level int, got {self.level!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """How tasks become bytes: serializer, optional compressor, optional HMAC signing.
+
+    With ``signing_key`` set, every payload carries an HMAC-SHA256 signature and a
+    worker refuses (dead-letters) payloads that were not signed with that key
+    before unpickling them.
+    """
+
+    compressor: Literal['zlib', 'gzip', 'bzip2', 'lzma'] | None = None
+    serializer: Literal['pickle', 'msgpack', 'json'] = 'pickle'
+    signing_key: bytes | str | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            self.compressor is None or self.compressor in COMPRESSORS,
+            'encoder.compressor',
+            f'must be None or one of {COMPRESSORS}, got {self.compressor!r}',
+        )
+        _require(
+            self.serializer in SERIALIZERS,
+            'encoder.serializer',
+            f'must be one of {SERIALIZERS}, got {self.serializer!r}',
+        )
+        _require(
+            self.signing_key is None or (isinstance(self.signing_key, (bytes, str)) and len(self.signing_key) >= 16),
+            'encoder.signing_key',
+            'must be None or a str/bytes secret of at least 16 characters',
+        )
+
+
+def _default_local_path() -> str:
+    return os.path.join(tempfile.gettempdir(), 'sergeant_default_db.sqlite3')
+
+
+@dataclasses.dataclass(frozen=True)
+class Connector:
+    """Which broker backend to use and how to reach it (see each connector for ``params``)."""
+
+    params: Mapping[str, Any]
+    type: Literal['redis', 'mongo', 'local'] = 'local'
+
+    def __post_init__(self) -> None:
+        _require(
+            self.type in CONNECTOR_TYPES,
+            'connector.type',
+            f'unknown connector type {self.type!r}; must be one of {CONNECTOR_TYPES}',
+        )
+        _require(isinstance(self.params, Mapping), 'connector.params', 'must be a dict')
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Soft time limit per task and the grace period before the worker is killed (0 = none)."""
+
+    timeout: float = 0.0
+    grace_period: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_number(self.timeout) and self.timeout >= 0, 'timeouts.timeout', 'must be a number >= 0'
+        )
+        _require(
+            _is_number(self.grace_period) and self.grace_period >= 0,
+            'timeouts.grace_period',
+            'must be a number >= 0',
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Starvation:
+    """Call ``on_starvation`` after this many seconds without a task."""
+
+    time_with_no_tasks: int
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_number(self.time_with_no_tasks) and self.time_with_no_tasks > 0,
+            'starvation.time_with_no_tasks',
+            'must be a number > 0',
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """Delivery guarantee.
+
+    ``at_least_once`` (default): every popped task is leased for ``lease_seconds``;
+    the worker extends leases while tasks run and acknowledges them when done, so a
+    task of a worker that died is delivered again. A redelivery counts as a retry
+    against ``max_retries``. ``at_most_once``: pop deletes, as Sergeant 0.27 did.
+    """
+
+    guarantee: Literal['at_least_once', 'at_most_once'] = 'at_least_once'
+    lease_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.guarantee in GUARANTEES,
+            'delivery.guarantee',
+            f'must be one of {GUARANTEES}, got {self.guarantee!r}',
+        )
+        _require(
+            _is_number(self.lease_seconds) and self.lease_seconds >= 0.5,
+            'delivery.lease_seconds',
+            'must be a number >= 0.5',
+        )
+
+    @property
+    def lease(self) -> float | None:
+        """The lease to request on pop, or None for at-most-once."""
+        return self.lease_seconds if self.guarantee == 'at_least_once' else None
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs; build it in ``Worker.generate_config``."""
+
+    name: str
+    connector: Connector = dataclasses.field(
+        default_factory=lambda: Connector(type='local', params={'file_path': _default_local_path()})
+    )
+    max_tasks_per_run: int = 0
+    max_retries: int = 0
+    tasks_per_transaction: int = 1
+    number_of_threads: int = 1
+    encoder: Encoder = dataclasses.field(default_factory=Encoder)
+    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
+    logging: Logging = dataclasses.field(default_factory=Logging)
+    starvation: Starvation | None = None
+    delivery: Delivery = dataclasses.field(default_factory=Delivery)
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.name, str) and bool(self.name), 'name', 'must be a non-empty string')
+        for field, minimum in (
+            ('max_tasks_per_run', 0),
+            ('max_retries', 0),
+            ('tasks_per_transaction', 1),
+            ('number_of_threads', 1),
+        ):
+            value = getattr(self, field)
+            _require(_is_count(value) and value >= minimum, field, f'must be an int >= {minimum}, got {value!r}')
+        for field, kind in (
+            ('connector', Connector),
+            ('encoder', Encoder),
+            ('timeouts', Timeouts),
+            ('logging', Logging),
+            ('delivery', Delivery),
+        ):
+            value = getattr(self, field)
+            _require(isinstance(value, kind), field, f'must be a sergeant.config.{kind.__name__}')
+        _require(
+            self.starvation is None or isinstance(self.starvation, Starvation),
+            'starvation',
+            'must be None or a sergeant.config.Starvation',
+        )
+
+    def replace(self, **changes: Any) -> WorkerConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

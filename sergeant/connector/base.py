@@ -1,0 +1,253 @@
+"""The connector contract: the one interface every broker backend implements.
+
+A connector moves opaque ``bytes`` between producers and workers; it never sees a
+Task. The broker layer above it turns Tasks into bytes and back. Every backend
+passes the same contract suite (``tests/connector/test_contract.py``) against a
+real server.
+
+Delivery model
+--------------
+* ``push`` appends payloads to a queue's *ready* list (``HIGH`` priority goes
+  before ``NORMAL``), or to its *delayed* set when ``consumable_from`` is in the
+  future.
+* ``pop`` with ``lease_seconds`` claims payloads: each claimed item becomes a
+  :class:`Message` invisible to every other consumer until it is acknowledged
+  (``ack``), handed back (``nack``), or its lease runs out, at which point it
+  becomes ready again and its ``delivery_count`` goes up by one. That is
+  at-least-once delivery. ``pop`` with ``lease_seconds=None`` deletes what it
+  returns: at-most-once, Sergeant 0.27's behaviour.
+* A receipt names one *delivery*, not one item: after a lease expired and the item
+  was delivered again, the first receipt no longer acknowledges anything.
+* Each queue has a dead-letter queue holding :class:`DeadLetter` entries.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+Priority = Literal['NORMAL', 'HIGH']
+PRIORITIES: tuple[Priority, ...] = ('NORMAL', 'HIGH')
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """One delivery of a queued payload.
+
+    ``receipt`` is an opaque token for ``ack``, ``nack``, ``extend_leases`` and
+    ``dead_letter``. ``delivery_count`` is 1 on the first delivery and grows by one
+    each time an expired lease makes the item visible again.
+    """
+
+    payload: bytes
+    receipt: bytes
+    delivery_count: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A payload that will not be processed again unless requeued, and why."""
+
+    payload: bytes
+    reason: str
+    failed_at: float = dataclasses.field(default_factory=time.time)
+
+
+def check_priority(priority: str) -> Priority:
+    if priority == 'NORMAL':
+        return 'NORMAL'
+    if priority == 'HIGH':
+        return 'HIGH'
+    raise ValueError(f'priority must be one of {PRIORITIES}, got {priority!r}')
+
+
+class Lock(abc.ABC):
+    """A named, expiring lock carrying an owner token.
+
+    Only the holder that acquired the lock can release it or change its ttl, so a
+    holder whose lock expired and was taken by someone else cannot release the new
+    owner's lock. Backends implement the ``_try_acquire``/``_release``/… primitives;
+    the polling loop lives here once.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.token = secrets.token_bytes(16)
+        self.acquired = False
+
+    def acquire(
+        self,
+        timeout: float | None = None,
+        check_interval: float = 1.0,
+        ttl: int = 60,
+    ) -> bool:
+        """Try to take the lock, polling every ``check_interval`` seconds.
+
+        ``timeout=None`` waits forever. The lock expires ``ttl`` seconds after it
+        was taken unless released or extended with :meth:`set_ttl`.
+        """
+        if ttl <= 0:
+            raise ValueError(f'ttl must be positive, got {ttl!r}')
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._try_acquire(ttl):
+                self.acquired = True
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            pause = check_interval
+            if deadline is not None:
+                pause = max(0.0, min(check_interval, deadline - time.monotonic()))
+            time.sleep(pause)
+
+    def release(self) -> bool:
+        """Release the lock if this object holds it; True when it was released."""
+        if not self.acquired:
+            return False
+        self.acquired = False
+        return self._release()
+
+    @abc.abstractmethod
+    def _try_acquire(self, ttl: int) -> bool:
+        """Take the lock once, atomically, if nobody holds it."""
+
+    @abc.abstractmethod
+    def _release(self) -> bool:
+        """Delete the lock if its stored token is ours."""
+
+    @abc.abstractmethod
+    def is_locked(self) -> bool:
+        """True while anyone holds the lock."""
+
+    @abc.abstractmethod
+    def set_ttl(self, ttl: int) -> bool:
+        """Set the remaining lifetime of a lock this object holds."""
+
+    @abc.abstractmethod
+    def get_ttl(self) -> int | None:
+        """Seconds left before the lock expires, or None when it is not held."""
+
+
+class Connector(abc.ABC):
+    """Queues, dead-letter queues, keys and locks on one backend."""
+
+    # -- queues -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priority: Priority = 'NORMAL',
+        consumable_from: float | None = None,
+    ) -> int:
+        """Enqueue payloads; return how many were stored.
+
+        ``consumable_from`` (a UNIX time) keeps them delayed, invisible to ``pop``
+        until that time.
+        """
+
+    @abc.abstractmethod
+    def pop(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> list[Message]:
+        """Claim up to ``count`` ready payloads, oldest first, ``HIGH`` before ``NORMAL``.
+
+        Delayed payloads whose time has come are ready. With ``lease_seconds`` each
+        returned message is leased; with None the items are deleted. ``ack`` holds
+        receipts to acknowledge first, in the same round trip where the backend
+        allows it.
+        """
+
+    @abc.abstractmethod
+    def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        """Delete leased items for good; return how many leases were still held."""
+
+    @abc.abstractmethod
+    def nack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        """Hand leased items back to the head of the queue at once.
+
+        Used for prefetched items that never started. Not counted as a new
+        delivery. Returns how many leases were still held.
+        """
+
+    @abc.abstractmethod
+    def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
+        """Push the lease of held items to ``now + lease_seconds``; return how many were held."""
+
+    @abc.abstractmethod
+    def length(self, queue: str, include_delayed: bool = False) -> int:
+        """Ready items, plus delayed ones when ``include_delayed`` (leased items excluded)."""
+
+    @abc.abstractmethod
+    def in_flight(self, queue: str) -> int:
+        """Items currently leased by consumers."""
+
+    @abc.abstractmethod
+    def delete(self, queue: str) -> bool:
+        """Remove ready, delayed and leased items; True when anything was removed.
+
+        The dead-letter queue is left alone (see ``purge_dead_letters``).
+        """
+
+    # -- dead letters -------------------------------------------------------
+
+    @abc.abstractmethod
+    def dead_letter(
+        self,
+        queue: str,
+        letters: Sequence[DeadLetter],
+        receipts: Sequence[bytes] = (),
+    ) -> int:
+        """Append letters to the queue's dead-letter queue and ack ``receipts``."""
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
+        """Read up to ``count`` dead letters, oldest first, without removing them."""
+
+    @abc.abstractmethod
+    def dead_letter_length(self, queue: str) -> int:
+        """How many dead letters the queue holds."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
+        """Move up to ``count`` (all when None) oldest dead letters back to the ready queue."""
+
+    @abc.abstractmethod
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete every dead letter of the queue; return how many were deleted."""
+
+    # -- keys and locks -----------------------------------------------------
+
+    @abc.abstractmethod
+    def key_set(self, key: str, value: bytes) -> bool:
+        """Store a value; True when the key did not exist before."""
+
+    @abc.abstractmethod
+    def key_get(self, key: str) -> bytes | None:
+        """The stored value, or None."""
+
+    @abc.abstractmethod
+    def key_delete(self, key: str) -> bool:
+        """True when a key was deleted."""
+
+    @abc.abstractmethod
+    def lock(self, name: str) -> Lock:
+        """A lock object for ``name`` (not yet acquired)."""
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when the backend answers; connectors override with a real probe."""
+        return True
+
+    def close(self) -> None:
+        """Release connections. The connector must not be used afterwards."""

@@ -1,0 +1,313 @@
+"""The embedded broker: queues in one SQLite file, shared by processes on one host.
+
+No server is needed, which makes it the broker of the demo and of tests of the
+worker loop. Every claim happens inside one ``BEGIN IMMEDIATE`` transaction, so
+concurrent processes never receive the same delivery. Each thread (and each
+process after a fork) gets its own SQLite connection, as SQLite requires.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import ConfigError, ConnectorError
+from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    ready_at REAL NOT NULL,
+    leased_until REAL,
+    lease_token BLOB,
+    redeliveries INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS items_by_order ON items (queue, priority DESC, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, id);
+CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, token BLOB NOT NULL, expires_at REAL NOT NULL);
+"""
+
+_RECEIPT = struct.Struct('>q16s')  # item id, lease token
+_PRIORITY_RANK = {'NORMAL': 0, 'HIGH': 1}
+_CLAIMABLE = 'queue = ? AND ready_at <= ? AND (leased_until IS NULL OR leased_until <= ?)'
+
+
+class LocalConnector(Connector):
+    """Connector on a SQLite database file."""
+
+    def __init__(self, file_path: str) -> None:
+        self.file_path = file_path
+        self._local = threading.local()
+        try:
+            self._db().executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            raise ConnectorError(f'cannot create the schema in {file_path!r}: {error}') from error
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LocalConnector:
+        unknown = set(params) - {'file_path'}
+        if unknown:
+            raise ConfigError('connector.params', f'unknown keys for the local connector: {sorted(unknown)}')
+        file_path = params.get('file_path')
+        if not isinstance(file_path, str) or not file_path:
+            raise ConfigError('connector.params.file_path', 'must be the path of a SQLite file')
+        directory = os.path.dirname(os.path.abspath(file_path))
+        if not os.path.isdir(directory):
+            raise ConfigError('connector.params.file_path', f'directory {directory!r} does not exist')
+        return cls(file_path)
+
+    # -- connection handling -------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, 'db', None)
+        if db is None or getattr(self._local, 'pid', None) != os.getpid():
+            try:
+                db = sqlite3.connect(self.file_path, timeout=30.0, isolation_level=None)
+                db.execute('PRAGMA journal_mode=WAL')
+                db.execute('PRAGMA synchronous=NORMAL')
+            except sqlite3.Error as error:
+                raise ConnectorError(f'cannot open SQLite broker {self.file_path!r}: {error}') from error
+            self._local.db = db
+            self._local.pid = os.getpid()
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute('BEGIN IMMEDIATE')
+            try:
+                yield db
+            except BaseException:
+                db.execute('ROLLBACK')
+                raise
+            db.execute('COMMIT')
+        except sqlite3.Error as error:
+            raise ConnectorError(f'SQLite broker {self.file_path!r} failed: {error}') from error
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db().execute(sql, args).fetchall()
+        except sqlite3.Error as error:
+            raise ConnectorError(f'SQLite broker {self.file_path!r} failed: {error}') from error
+
+    # -- queues ----------------------------------------------------------------
+
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priority: Priority = 'NORMAL',
+        consumable_from: float | None = None,
+    ) -> int:
+        rank = _PRIORITY_RANK[check_priority(priority)]
+        ready_at = 0.0 if consumable_from is None else consumable_from
+        rows = [(queue, payload, rank, ready_at) for payload in payloads]
+        with self._transaction() as db:
+            db.executemany('INSERT INTO items (queue, payload, priority, ready_at) VALUES (?, ?, ?, ?)', rows)
+        return len(rows)
+
+    def pop(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> list[Message]:
+        now = time.time()
+        with self._transaction() as db:
+            if ack:
+                db.executemany('DELETE FROM items WHERE id = ? AND lease_token = ?', _unpack(ack))
+            rows = db.execute(
+                f'SELECT id, payload, leased_until IS NOT NULL, redeliveries FROM items WHERE {_CLAIMABLE} '
+                'ORDER BY priority DESC, id LIMIT ?',
+                (queue, now, now, count),
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [(row[0],) for row in rows]
+            if lease_seconds is None:
+                db.executemany('DELETE FROM items WHERE id = ?', ids)
+                return [Message(row[1], _RECEIPT.pack(row[0], b''), row[3] + row[2] + 1) for row in rows]
+            token = secrets.token_bytes(16)
+            db.executemany(
+                'UPDATE items SET leased_until = ?, lease_token = ?, '
+                'redeliveries = redeliveries + (leased_until IS NOT NULL) WHERE id = ?',
+                [(now + lease_seconds, token, row[0]) for row in rows],
+            )
+        return [Message(row[1], _RECEIPT.pack(row[0], token), row[3] + row[2] + 1) for row in rows]
+
+    def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        return self._each('DELETE FROM items WHERE id = ? AND lease_token = ?', _unpack(receipts))
+
+    def nack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        return self._each(
+            'UPDATE items SET leased_until = NULL, lease_token = NULL, ready_at = 0 '
+            'WHERE id = ? AND lease_token = ?',
+            _unpack(receipts),
+        )
+
+    def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
+        deadline = time.time() + lease_seconds
+        rows = [(deadline, *pair) for pair in _unpack(receipts)]
+        return self._each('UPDATE items SET leased_until = ? WHERE id = ? AND lease_token = ?', rows)
+
+    def _each(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        changed = 0
+        with self._transaction() as db:
+            for row in rows:
+                changed += db.execute(sql, row).rowcount
+        return changed
+
+    def length(self, queue: str, include_delayed: bool = False) -> int:
+        not_leased = 'queue = ? AND (leased_until IS NULL OR leased_until <= ?)'
+        if include_delayed:
+            rows = self._query(f'SELECT COUNT(*) FROM items WHERE {not_leased}', (queue, time.time()))
+        else:
+            now = time.time()
+            rows = self._query(f'SELECT COUNT(*) FROM items WHERE {_CLAIMABLE}', (queue, now, now))
+        return int(rows[0][0])
+
+    def in_flight(self, queue: str) -> int:
+        rows = self._query(
+            'SELECT COUNT(*) FROM items WHERE queue = ? AND leased_until > ?', (queue, time.time())
+        )
+        return int(rows[0][0])
+
+    def delete(self, queue: str) -> bool:
+        with self._transaction() as db:
+            return db.execute('DELETE FROM items WHERE queue = ?', (queue,)).rowcount > 0
+
+    # -- dead letters ------------------------------------------------------------
+
+    def dead_letter(self, queue: str, letters: Sequence[DeadLetter], receipts: Sequence[bytes] = ()) -> int:
+        with self._transaction() as db:
+            db.executemany(
+                'INSERT INTO dead_letters (queue, payload, reason, failed_at) VALUES (?, ?, ?, ?)',
+                [(queue, letter.payload, letter.reason, letter.failed_at) for letter in letters],
+            )
+            db.executemany('DELETE FROM items WHERE id = ? AND lease_token = ?', _unpack(receipts))
+        return len(letters)
+
+    def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
+        rows = self._query(
+            'SELECT payload, reason, failed_at FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?',
+            (queue, count),
+        )
+        return [DeadLetter(row[0], row[1], row[2]) for row in rows]
+
+    def dead_letter_length(self, queue: str) -> int:
+        return int(self._query('SELECT COUNT(*) FROM dead_letters WHERE queue = ?', (queue,))[0][0])
+
+    def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
+        limit = -1 if count is None else count
+        with self._transaction() as db:
+            rows = db.execute(
+                'SELECT id, payload FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?', (queue, limit)
+            ).fetchall()
+            db.executemany(
+                'INSERT INTO items (queue, payload, priority, ready_at) VALUES (?, ?, 0, 0)',
+                [(queue, row[1]) for row in rows],
+            )
+            db.executemany('DELETE FROM dead_letters WHERE id = ?', [(row[0],) for row in rows])
+        return len(rows)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        with self._transaction() as db:
+            return int(db.execute('DELETE FROM dead_letters WHERE queue = ?', (queue,)).rowcount)
+
+    # -- keys and locks --------------------------------------------------------------
+
+    def key_set(self, key: str, value: bytes) -> bool:
+        with self._transaction() as db:
+            existed = db.execute('SELECT 1 FROM keys WHERE name = ?', (key,)).fetchone() is not None
+            db.execute('INSERT OR REPLACE INTO keys (name, value) VALUES (?, ?)', (key, value))
+        return not existed
+
+    def key_get(self, key: str) -> bytes | None:
+        rows = self._query('SELECT value FROM keys WHERE name = ?', (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    def key_delete(self, key: str) -> bool:
+        with self._transaction() as db:
+            return db.execute('DELETE FROM keys WHERE name = ?', (key,)).rowcount > 0
+
+    def lock(self, name: str) -> LocalLock:
+        return LocalLock(self, name)
+
+    def close(self) -> None:
+        db: sqlite3.Connection | None = getattr(self._local, 'db', None)
+        if db is not None and getattr(self._local, 'pid', None) == os.getpid():
+            db.close()
+        self._local = threading.local()
+
+
+class LocalLock(Lock):
+    """A row in the ``locks`` table; expiry is a timestamp compared on every access."""
+
+    def __init__(self, connector: LocalConnector, name: str) -> None:
+        super().__init__(name)
+        self._connector = connector
+
+    def _try_acquire(self, ttl: int) -> bool:
+        now = time.time()
+        with self._connector._transaction() as db:
+            db.execute('DELETE FROM locks WHERE name = ? AND expires_at <= ?', (self.name, now))
+            inserted = db.execute(
+                'INSERT OR IGNORE INTO locks (name, token, expires_at) VALUES (?, ?, ?)',
+                (self.name, self.token, now + ttl),
+            ).rowcount
+        return inserted == 1
+
+    def _release(self) -> bool:
+        with self._connector._transaction() as db:
+            deleted = db.execute(
+                'DELETE FROM locks WHERE name = ? AND token = ? AND expires_at > ?',
+                (self.name, self.token, time.time()),
+            ).rowcount
+        return deleted == 1
+
+    def is_locked(self) -> bool:
+        rows = self._connector._query(
+            'SELECT 1 FROM locks WHERE name = ? AND expires_at > ?', (self.name, time.time())
+        )
+        return bool(rows)
+
+    def set_ttl(self, ttl: int) -> bool:
+        now = time.time()
+        with self._connector._transaction() as db:
+            updated = db.execute(
+                'UPDATE locks SET expires_at = ? WHERE name = ? AND token = ? AND expires_at > ?',
+                (now + ttl, self.name, self.token, now),
+            ).rowcount
+        return updated == 1
+
+    def get_ttl(self) -> int | None:
+        now = time.time()
+        rows = self._connector._query(
+            'SELECT expires_at FROM locks WHERE name = ? AND expires_at > ?', (self.name, now)
+        )
+        return math.ceil(rows[0][0] - now) if rows else None
+
+
+def _unpack(receipts: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    return [_RECEIPT.unpack(receipt) for receipt in receipts]

@@ -1,0 +1,56 @@
+"""Values to payload bytes and back: serializer, then optional compressor, then optional signature.
+
+Decoding checks the signature before anything is decompressed or unpickled, so
+with a signing key a worker only deserializes what a holder of the key produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from .. import config
+from ..errors import EncodingError, SignatureError
+from .compressor import COMPRESSORS, Compressor
+from .serializer import SERIALIZERS, Serializer
+
+__all__ = ['Encoder']
+
+_SIGNATURE_SIZE = hashlib.sha256().digest_size
+
+
+class Encoder:
+    """Encodes values to bytes and decodes them back, per an ``Encoder`` config."""
+
+    def __init__(self, settings: config.Encoder | None = None) -> None:
+        settings = settings or config.Encoder()
+        self.serializer: Serializer = SERIALIZERS[settings.serializer]()
+        self.compressor: Compressor | None = (
+            COMPRESSORS[settings.compressor] if settings.compressor is not None else None
+        )
+        key = settings.signing_key
+        self._key = key.encode() if isinstance(key, str) else key
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            data = self.serializer.dumps(value)
+        except Exception as error:
+            raise EncodingError(f'cannot serialize {type(value).__name__}: {error}') from error
+        if self.compressor is not None:
+            data = self.compressor.compress(data)
+        if self._key is not None:
+            data = hmac.digest(self._key, data, 'sha256') + data
+        return data
+
+    def decode(self, data: bytes) -> Any:
+        if self._key is not None:
+            signature, data = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
+            if not hmac.compare_digest(signature, hmac.digest(self._key, data, 'sha256')):
+                raise SignatureError('payload signature does not match the signing key')
+        try:
+            if self.compressor is not None:
+                data = self.compressor.decompress(data)
+            return self.serializer.loads(data)
+        except Exception as error:
+            raise EncodingError(f'cannot decode payload: {type(error).__name__}: {error}') from error

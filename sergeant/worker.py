@@ -1,0 +1,352 @@
+"""The Worker base class users subclass: configuration, hooks, handlers and the work loop.
+
+The public surface is Sergeant 0.27's, so existing workers run unchanged:
+override ``generate_config`` and ``work``, optionally the ``on_*`` handlers and
+``initialize``/``finalize``/``pre_work``/``post_work``; call ``push_task``,
+``retry``, ``requeue``, ``lock`` and friends from inside them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+import sys
+import threading
+import time
+import types
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from . import config as sergeant_config
+from .broker import Broker, DeadTask
+from .connector import DeadLetter, Lock, Priority, check_priority, create_connector
+from .encoder import Encoder
+from .executor import SerialExecutor
+from .interrupts import (
+    WorkerException,
+    WorkerInterrupt,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerRespawn,
+    WorkerRetry,
+    WorkerStop,
+    WorkerTimedout,
+)
+from .lease_keeper import LeaseKeeper
+from .objects import Task
+from .task_runner import run_task
+from .task_stream import Outcome, StreamEvents, TaskStream
+
+__all__ = [
+    'Worker',
+    'WorkerException',
+    'WorkerInterrupt',
+    'WorkerMaxRetries',
+    'WorkerRequeue',
+    'WorkerRespawn',
+    'WorkerRetry',
+    'WorkerStop',
+    'WorkerTimedout',
+]
+
+# event -> (log level, message) used when config.logging.events enables the event
+_EVENT_LOG: dict[str, tuple[int, str]] = {
+    'on_success': (logging.INFO, 'task succeeded'),
+    'on_failure': (logging.ERROR, 'task failed'),
+    'on_timeout': (logging.ERROR, 'task timed out'),
+    'on_retry': (logging.INFO, 'task retried'),
+    'on_max_retries': (logging.ERROR, 'task reached max retries'),
+    'on_requeue': (logging.INFO, 'task requeued'),
+    'on_starvation': (logging.WARNING, 'worker is starving'),
+    'on_stop': (logging.WARNING, 'worker stopped while running a task'),
+}
+
+
+class Worker:
+    """Subclass and override :meth:`generate_config` and :meth:`work`."""
+
+    def __init__(self) -> None:
+        self.config = self.generate_config()
+        self.logger = logging.getLogger(self.config.name)
+        self.logger.propagate = False
+        self.current_task: Task | None = None
+        self.received_stop_signal = False
+        self.outcomes: Counter[str] = Counter()
+        self.broker: Broker
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop_signal_handler)
+
+    def generate_config(self) -> sergeant_config.WorkerConfig:
+        return sergeant_config.WorkerConfig(name='worker')
+
+    def stop_signal_handler(self, signal_number: int, frame: types.FrameType | None) -> None:
+        """On SIGTERM stop fetching; the running task finishes, prefetched ones go back."""
+        self.logger.info('stop signal received')
+        self.received_stop_signal = True
+
+    # -- initialisation ------------------------------------------------------------
+
+    def init_worker(self) -> None:
+        self.init_logger()
+        self.init_broker()
+
+    def init_logger(self) -> None:
+        settings = self.config.logging
+        self.logger.setLevel(settings.level)
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+        if settings.log_to_stdout:
+            stream_handler = logging.StreamHandler(sys.stdout)
+            stream_handler.setFormatter(
+                logging.Formatter('%(asctime)s %(name)s %(process)d %(levelname)s %(message)s')
+            )
+            self.logger.addHandler(stream_handler)
+        for handler in settings.handlers:
+            self.logger.addHandler(handler)
+        if not self.logger.handlers:
+            self.logger.addHandler(logging.NullHandler())
+
+    def init_broker(self) -> None:
+        connector = create_connector(self.config.connector.type, self.config.connector.params)
+        self.broker = Broker(connector, Encoder(self.config.encoder))
+
+    # -- producing and inspecting ---------------------------------------------------
+
+    def push_task(
+        self,
+        kwargs: dict[str, Any],
+        task_name: str | None = None,
+        priority: Priority = 'NORMAL',
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> bool:
+        return self.push_tasks([kwargs], task_name, priority, consumable_from, trace_id)
+
+    def push_tasks(
+        self,
+        kwargs_list: Iterable[dict[str, Any]],
+        task_name: str | None = None,
+        priority: Priority = 'NORMAL',
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> bool:
+        check_priority(priority)
+        trace_id = trace_id if trace_id is not None else self.get_trace_id()
+        tasks = [Task(kwargs=kwargs, trace_id=trace_id) for kwargs in kwargs_list]
+        return self.broker.push_tasks(task_name or self.config.name, tasks, priority, consumable_from) > 0
+
+    def get_next_tasks(self, number_of_tasks: int, task_name: str | None = None) -> list[Task]:
+        """Take tasks off the queue for good; the caller now owns them."""
+        popped = self.broker.pop_tasks(task_name or self.config.name, number_of_tasks, lease_seconds=None)
+        return [leased.task for leased in popped.tasks]
+
+    def number_of_enqueued_tasks(self, task_name: str | None = None, include_delayed: bool = False) -> int:
+        return self.broker.connector.length(task_name or self.config.name, include_delayed)
+
+    def purge_tasks(self, task_name: str | None = None) -> bool:
+        """Remove ready, delayed and in-flight tasks of the queue."""
+        return self.broker.connector.delete(task_name or self.config.name)
+
+    def dead_letter_tasks(self, task_name: str | None = None, count: int = 100) -> list[DeadTask]:
+        return self.broker.dead_tasks(task_name or self.config.name, count)
+
+    def number_of_dead_letter_tasks(self, task_name: str | None = None) -> int:
+        return self.broker.connector.dead_letter_length(task_name or self.config.name)
+
+    def requeue_dead_letter_tasks(self, task_name: str | None = None, count: int | None = None) -> int:
+        return self.broker.connector.requeue_dead_letters(task_name or self.config.name, count)
+
+    def purge_dead_letter_tasks(self, task_name: str | None = None) -> int:
+        return self.broker.connector.purge_dead_letters(task_name or self.config.name)
+
+    def lock(self, name: str) -> Lock:
+        return self.broker.lock(name)
+
+    def get_key(self, key: str) -> Any:
+        return self.broker.get_key(key)
+
+    def set_key(self, key: str, value: Any) -> bool:
+        return self.broker.set_key(key, value)
+
+    def delete_key(self, key: str) -> bool:
+        return self.broker.delete_key(key)
+
+    def get_trace_id(self) -> str | None:
+        return self.current_task.trace_id if self.current_task is not None else None
+
+    # -- control signals, for use inside work and handlers -----------------------------
+
+    def retry(self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None) -> None:
+        """Push the task again with ``run_count + 1``; past ``max_retries`` it is dead-lettered."""
+        if 0 < self.config.max_retries <= task.run_count:
+            raise WorkerMaxRetries()
+        self.broker.retry(self.config.name, task, check_priority(priority), consumable_from)
+        raise WorkerRetry()
+
+    def requeue(self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None) -> None:
+        """Push the task again unchanged."""
+        self.broker.push_tasks(self.config.name, [task], check_priority(priority), consumable_from)
+        raise WorkerRequeue()
+
+    def stop(self) -> None:
+        raise WorkerStop()
+
+    def respawn(self) -> None:
+        raise WorkerRespawn()
+
+    def handle_event(self, event: str, **arguments: Any) -> None:
+        """Log ``event`` if enabled in ``config.logging.events``, then call its handler."""
+        if getattr(self.config.logging.events, event):
+            level, message = _EVENT_LOG[event]
+            task = arguments.get('task')
+            self.logger.log(
+                level,
+                message,
+                extra={'task': task, 'trace_id': getattr(task, 'trace_id', None)},
+                exc_info=arguments.get('exception'),
+            )
+        getattr(self, event)(**arguments)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def work_loop(self) -> dict[str, Any]:
+        """Run tasks until ``max_tasks_per_run``, ``stop``/``respawn`` or a stop signal.
+
+        Returns a summary: times, why it ended, exceptions, CPU use and outcome counts.
+        """
+        summary: dict[str, Any] = {
+            'start_time': datetime.datetime.now(datetime.timezone.utc),
+            'stop': False,
+            'respawn': False,
+            'executor_exception': None,
+            'initialize_exception': None,
+            'finalize_exception': None,
+            'executor': {},
+            'tasks': self.outcomes,
+        }
+        started, started_cpu = time.perf_counter(), time.process_time()
+        if self._run_phase(self.initialize, summary, 'initialize_exception'):
+            self._run_phase(self._execute_tasks, summary, 'executor_exception')
+        self._run_phase(self.finalize, summary, 'finalize_exception')
+        for handler in self.logger.handlers:
+            handler.flush()
+        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+        summary['end_time'] = datetime.datetime.now(datetime.timezone.utc)
+        summary['executor'] = {
+            'total_wall_time': wall,
+            'total_cpu_time': cpu,
+            'cpu_utilization': cpu / wall if wall else 0.0,
+        }
+        return summary
+
+    def _run_phase(self, phase: Any, summary: dict[str, Any], error_key: str) -> bool:
+        """Run one phase; False when the loop must not go on."""
+        try:
+            phase()
+        except WorkerRespawn:
+            summary['respawn'] = True
+            return False
+        except WorkerStop:
+            summary['stop'] = True
+            return False
+        except Exception as error:
+            self.logger.error('%s failed: %s', error_key.replace('_exception', ''), error, exc_info=True)
+            summary[error_key] = error
+            return False
+        return True
+
+    def _execute_tasks(self) -> None:
+        lease = self.config.delivery.lease
+        keeper = None
+        if lease is not None:
+            keeper = LeaseKeeper(self.broker.connector, self.config.name, lease, self.logger)
+            keeper.start()
+        stream = TaskStream(
+            self.broker, self.config, _WorkerStreamEvents(self), keeper, lambda: self.received_stop_signal
+        )
+        try:
+            SerialExecutor(self._run_and_count).execute(stream)
+        finally:
+            stream.close()
+
+    def _run_and_count(self, task: Task) -> Outcome:
+        outcome = run_task(self, task)
+        self.outcomes[outcome.value] += 1
+        return outcome
+
+    # -- hooks for subclasses -----------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Runs once in the worker process before the first task."""
+
+    def finalize(self) -> None:
+        """Runs once after the last task, even after a failure."""
+
+    def pre_work(self, task: Task) -> None:
+        """Runs before each task."""
+
+    def post_work(self, task: Task, success: bool, exception: BaseException | None) -> None:
+        """Runs after each task."""
+
+    def work(self, task: Task) -> Any:
+        """Do the task's job; override this."""
+
+    def on_success(self, task: Task, returned_value: Any) -> None:
+        pass
+
+    def on_failure(self, task: Task, exception: Exception) -> None:
+        pass
+
+    def on_timeout(self, task: Task) -> None:
+        pass
+
+    def on_retry(self, task: Task) -> None:
+        pass
+
+    def on_max_retries(self, task: Task) -> None:
+        pass
+
+    def on_requeue(self, task: Task) -> None:
+        pass
+
+    def on_starvation(self, time_with_no_tasks: int) -> None:
+        pass
+
+    def on_stop(self, task: Task) -> None:
+        pass
+
+
+class _WorkerStreamEvents(StreamEvents):
+    """Turns stream events into worker logs, handlers and outcome counts."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def dead_lettered(self, letter: DeadLetter) -> None:
+        self._worker.outcomes['dead_letter'] += 1
+        if self._worker.config.logging.events.on_dead_letter:
+            self._worker.logger.error('payload dead-lettered: %s', letter.reason)
+
+    def redeliveries_exhausted(self, task: Task) -> None:
+        self._worker.outcomes[Outcome.MAX_RETRIES.value] += 1
+        try:
+            self._worker.handle_event('on_max_retries', task=task)
+        except WorkerInterrupt:
+            raise
+        except WorkerException:
+            pass  # retry/requeue make no sense for a task that keeps killing its worker
+        except Exception as error:
+            self._worker.logger.error('on_max_retries handler failed: %s', error, exc_info=True)
+
+    def starving(self, seconds_without_tasks: float) -> None:
+        try:
+            self._worker.handle_event('on_starvation', time_with_no_tasks=int(seconds_without_tasks))
+        except WorkerInterrupt:
+            raise
+        except Exception as error:
+            self._worker.logger.error('on_starvation handler failed: %s', error, exc_info=True)
+
+    def fetch_failed(self, error: Exception) -> None:
+        self._worker.logger.error('could not fetch tasks: %s', error)
