@@ -88,7 +88,8 @@ class Encoder:
             f'must be one of {SERIALIZERS}, got {self.serializer!r}',
         )
         _require(
-            self.signing_key is None or (isinstance(self.signing_key, (bytes, str)) and len(self.signing_key) >= 16),
+            self.signing_key is None
+            or (isinstance(self.signing_key, (bytes, str)) and len(self.signing_key) >= 16),
             'encoder.signing_key',
             'must be None or a str/bytes secret of at least 16 characters',
         )
@@ -122,9 +123,7 @@ class Timeouts:
     grace_period: float = 10.0
 
     def __post_init__(self) -> None:
-        _require(
-            _is_number(self.timeout) and self.timeout >= 0, 'timeouts.timeout', 'must be a number >= 0'
-        )
+        _require(_is_number(self.timeout) and self.timeout >= 0, 'timeouts.timeout', 'must be a number >= 0')
         _require(
             _is_number(self.grace_period) and self.grace_period >= 0,
             'timeouts.grace_period',
@@ -204,7 +203,9 @@ class WorkerConfig:
             ('number_of_threads', 1),
         ):
             value = getattr(self, field)
-            _require(_is_count(value) and value >= minimum, field, f'must be an int >= {minimum}, got {value!r}')
+            _require(
+                _is_count(value) and value >= minimum, field, f'must be an int >= {minimum}, got {value!r}'
+            )
         for field, kind in (
             ('connector', Connector),
             ('encoder', Encoder),

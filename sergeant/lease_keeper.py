@@ -19,7 +19,9 @@ from .connector import Connector
 class LeaseKeeper:
     """Tracks receipts of one queue: held (running or prefetched) and done (to ack)."""
 
-    def __init__(self, connector: Connector, queue: str, lease_seconds: float, logger: logging.Logger) -> None:
+    def __init__(
+        self, connector: Connector, queue: str, lease_seconds: float, logger: logging.Logger
+    ) -> None:
         self._connector = connector
         self._queue = queue
         self._lease_seconds = lease_seconds

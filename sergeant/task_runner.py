@@ -81,4 +81,3 @@ def _guarded(worker: Worker, hook: str, **arguments: Any) -> None:
         raise
     except Exception as error:
         worker.logger.error('%s failed: %s', hook, error, exc_info=True)
-

@@ -185,7 +185,9 @@ class Worker:
         self.broker.retry(self.config.name, task, check_priority(priority), consumable_from)
         raise WorkerRetry()
 
-    def requeue(self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None) -> None:
+    def requeue(
+        self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None
+    ) -> None:
         """Push the task again unchanged."""
         self.broker.push_tasks(self.config.name, [task], check_priority(priority), consumable_from)
         raise WorkerRequeue()

@@ -13,7 +13,16 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
 
-__all__ = ['CONNECTOR_TYPES', 'Connector', 'DeadLetter', 'Lock', 'Message', 'Priority', 'check_priority', 'create_connector']
+__all__ = [
+    'CONNECTOR_TYPES',
+    'Connector',
+    'DeadLetter',
+    'Lock',
+    'Message',
+    'Priority',
+    'check_priority',
+    'create_connector',
+]
 
 # type name -> "module:class"; each class offers ``from_params(params) -> Connector``.
 CONNECTOR_TYPES: dict[str, str] = {
@@ -29,7 +38,9 @@ def create_connector(type_name: str, params: Mapping[str, Any]) -> Connector:
         target = CONNECTOR_TYPES[type_name]
     except KeyError:
         known = ', '.join(sorted(CONNECTOR_TYPES))
-        raise ConfigError('connector.type', f'unknown connector type {type_name!r} (known: {known})') from None
+        raise ConfigError(
+            'connector.type', f'unknown connector type {type_name!r} (known: {known})'
+        ) from None
     module_name, class_name = target.split(':')
     connector_class = getattr(importlib.import_module(module_name), class_name)
     connector: Connector = connector_class.from_params(params)

@@ -249,5 +249,5 @@ class Connector(abc.ABC):
         """True when the backend answers; connectors override with a real probe."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for connectors without resources
         """Release connections. The connector must not be used afterwards."""

@@ -41,10 +41,15 @@ class MsgpackSerializer:
 
     def _encode_ext(self, value: Any) -> msgpack.ExtType:
         if isinstance(value, tuple):
-            return msgpack.ExtType(_EXT_TUPLE, self._packer.pack(list(value)))
+            # a fresh packer: the shared one is busy with the enclosing value
+            return msgpack.ExtType(_EXT_TUPLE, self._pack_nested(list(value)))
         if isinstance(value, datetime.datetime):
             return msgpack.ExtType(_EXT_DATETIME, value.isoformat().encode())
         raise TypeError(f'msgpack cannot serialize {type(value).__name__}')
+
+    def _pack_nested(self, value: Any) -> bytes:
+        packed: bytes = msgpack.packb(value, default=self._encode_ext, use_bin_type=True, strict_types=True)
+        return packed
 
     def _decode_ext(self, code: int, data: bytes) -> Any:
         if code == _EXT_TUPLE:
@@ -54,7 +59,8 @@ class MsgpackSerializer:
         return msgpack.ExtType(code, data)
 
     def dumps(self, value: Any) -> bytes:
-        return self._packer.pack(value)
+        packed: bytes = self._packer.pack(value)
+        return packed
 
     def loads(self, data: bytes) -> Any:
         return msgpack.unpackb(data, raw=False, ext_hook=self._decode_ext, strict_map_key=False)
