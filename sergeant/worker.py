@@ -23,7 +23,7 @@ from . import config as sergeant_config
 from .broker import Broker, DeadTask
 from .connector import DeadLetter, Lock, Priority, check_priority, create_connector
 from .encoder import Encoder
-from .executor import SerialExecutor
+from .executor import create_executor
 from .interrupts import (
     WorkerException,
     WorkerInterrupt,
@@ -71,15 +71,26 @@ class Worker:
         self.config = self.generate_config()
         self.logger = logging.getLogger(self.config.name)
         self.logger.propagate = False
-        self.current_task: Task | None = None
+        self._task_of_thread = threading.local()
         self.received_stop_signal = False
         self.outcomes: Counter[str] = Counter()
+        self._outcomes_guard = threading.Lock()
         self.broker: Broker
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop_signal_handler)
 
     def generate_config(self) -> sergeant_config.WorkerConfig:
         return sergeant_config.WorkerConfig(name='worker')
+
+    @property
+    def current_task(self) -> Task | None:
+        """The task the calling thread is running, if any."""
+        task: Task | None = getattr(self._task_of_thread, 'task', None)
+        return task
+
+    @current_task.setter
+    def current_task(self, task: Task | None) -> None:
+        self._task_of_thread.task = task
 
     def stop_signal_handler(self, signal_number: int, frame: types.FrameType | None) -> None:
         """On SIGTERM stop fetching; the running task finishes, prefetched ones go back."""
@@ -269,13 +280,14 @@ class Worker:
             self.broker, self.config, _WorkerStreamEvents(self), keeper, lambda: self.received_stop_signal
         )
         try:
-            SerialExecutor(self._run_and_count).execute(stream)
+            create_executor(self.config, self._run_and_count).execute(stream)
         finally:
             stream.close()
 
     def _run_and_count(self, task: Task) -> Outcome:
         outcome = run_task(self, task)
-        self.outcomes[outcome.value] += 1
+        with self._outcomes_guard:
+            self.outcomes[outcome.value] += 1
         return outcome
 
     # -- hooks for subclasses -----------------------------------------------------------

@@ -7,6 +7,22 @@ and settles each task on the stream. Time limits are enforced here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
+from ..config import WorkerConfig
+from ..objects import Task
+from ..task_stream import Outcome, TaskStream
 from .serial import SerialExecutor
 
-__all__ = ['SerialExecutor']
+__all__ = ['Executor', 'SerialExecutor', 'create_executor']
+
+
+class Executor(Protocol):
+    def execute(self, stream: TaskStream) -> None:
+        """Run every task of the stream and settle each one; return when the stream ends."""
+
+
+def create_executor(config: WorkerConfig, run: Callable[[Task], Outcome]) -> Executor:
+    """The executor for ``config.number_of_threads``, enforcing ``config.timeouts``."""
+    return SerialExecutor(run)
