@@ -9,6 +9,7 @@ ordinary exception is logged and does not change the outcome.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .interrupts import WorkerInterrupt, WorkerMaxRetries, WorkerRequeue, WorkerRetry, WorkerTimedout
@@ -25,19 +26,24 @@ _SIGNAL_OUTCOMES: tuple[tuple[type[BaseException], Outcome, str], ...] = (
 )
 
 
-def run_task(worker: Worker, task: Task) -> Outcome:
-    """Execute ``task`` on ``worker``; control signals that end the worker propagate."""
+def run_task(worker: Worker, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
+    """Execute ``task`` on ``worker``; control signals that end the worker propagate.
+
+    ``time_limit`` is entered around ``work`` alone: an executor's watchdog may
+    raise WorkerTimedout only inside it, never in a hook or handler.
+    """
     worker.current_task = task
     try:
-        return _run(worker, task)
+        return _run(worker, task, time_limit or nullcontext())
     finally:
         worker.current_task = None
 
 
-def _run(worker: Worker, task: Task) -> Outcome:
+def _run(worker: Worker, task: Task, time_limit: AbstractContextManager[object]) -> Outcome:
     _guarded(worker, 'pre_work', task=task)
     try:
-        returned_value = worker.work(task)
+        with time_limit:
+            returned_value = worker.work(task)
     except WorkerTimedout as timeout:
         _guarded(worker, 'post_work', task=task, success=False, exception=timeout)
         return _handle(worker, Outcome.TIMEOUT, 'on_timeout', task=task)

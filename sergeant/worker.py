@@ -17,6 +17,7 @@ import time
 import types
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import config as sergeant_config
@@ -284,8 +285,8 @@ class Worker:
         finally:
             stream.close()
 
-    def _run_and_count(self, task: Task) -> Outcome:
-        outcome = run_task(self, task)
+    def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
+        outcome = run_task(self, task, time_limit)
         with self._outcomes_guard:
             self.outcomes[outcome.value] += 1
         return outcome

@@ -8,6 +8,7 @@ and settles each task on the stream. Time limits are enforced here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..config import WorkerConfig
@@ -23,6 +24,10 @@ class Executor(Protocol):
         """Run every task of the stream and settle each one; return when the stream ends."""
 
 
-def create_executor(config: WorkerConfig, run: Callable[[Task], Outcome]) -> Executor:
+# run(task, time_limit) executes one task; time_limit is entered around the user's work() only
+RunTask = Callable[[Task, AbstractContextManager[object] | None], Outcome]
+
+
+def create_executor(config: WorkerConfig, run: RunTask) -> Executor:
     """The executor for ``config.number_of_threads``, enforcing ``config.timeouts``."""
     return SerialExecutor(run)
