@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from demo_worker import DemoWorker  # noqa: E402
+from demo_worker import DemoWorker
 
 TASKS = 3000
 WORKER_PROCESSES = 2
@@ -42,7 +42,9 @@ def main() -> int:
         producer = DemoWorker()
         producer.init_worker()
         producer.push_tasks([{'number': n, 'flaky': n % 20 == 0} for n in range(TASKS)])
-        print(f'pushed {TASKS} tasks to the local SQLite broker; starting {WORKER_PROCESSES} worker processes')
+        print(
+            f'pushed {TASKS} tasks to the local SQLite broker; starting {WORKER_PROCESSES} worker processes'
+        )
 
         context = multiprocessing.get_context('spawn')
         results: multiprocessing.Queue[dict[str, Any]] = context.Queue()

@@ -17,9 +17,10 @@ BACKENDS = ['local', 'redis', 'redis-2-nodes', 'mongo']
 def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[object]]:
     from tests.servers.redis import running_redis
 
-    with running_redis(tmp_path_factory.mktemp('redis-a')) as first, running_redis(
-        tmp_path_factory.mktemp('redis-b')
-    ) as second:
+    with (
+        running_redis(tmp_path_factory.mktemp('redis-a')) as first,
+        running_redis(tmp_path_factory.mktemp('redis-b')) as second,
+    ):
         yield [first, second]
 
 
