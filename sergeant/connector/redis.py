@@ -1,0 +1,287 @@
+"""The Redis broker: queues, dead letters, keys and locks on one or more Redis servers.
+
+With several ``nodes`` (independent servers, as in Sergeant 0.27) each push goes to
+the next node round robin, and a pop starts at a rotating node and moves on to
+the next ones until it has ``count`` items; order therefore holds per node only.
+A receipt is one node byte followed by the stored item, so acks, nacks, lease
+extensions and dead-lettering go back to the node the message came from. A
+queue's dead letters, keys and locks live on the node picked by a CRC32 of their
+name. Per-node work, the key layout and the item format are in
+:mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
+Needs Redis 6.2 or later (LPOP with a count, ZMSCORE, SET ... GET).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import secrets
+import struct
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar, cast
+
+import redis
+
+from ..errors import ConnectorError
+from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+from .redis_node import (
+    HEADER_SIZE,
+    ID_SIZE,
+    RedisNode,
+    decode_dead_letter,
+    encode_dead_letter,
+    key_name,
+    lock_name,
+    new_items,
+    queue_keys,
+)
+from .redis_params import NodeParams, create_client, parse_params
+
+__all__ = ['RedisConnector', 'RedisLock']
+
+_COUNTER = struct.Struct('>I')  # the delivery counter after the id of a stored item
+_P = ParamSpec('_P')
+_R = TypeVar('_R')
+
+
+def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Re-raise redis-py's errors as ConnectorError, chained."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as error:
+            raise ConnectorError(f'Redis {method.__name__} failed: {error}') from error
+
+    return wrapper
+
+
+def _messages(prefix: bytes, items: list[bytes], leased: bool) -> list[Message]:
+    counter = _COUNTER.unpack_from
+    if leased:
+        return [Message(item[HEADER_SIZE:], prefix + item, counter(item, ID_SIZE)[0]) for item in items]
+    # Popping deleted the items: there is nothing a receipt could settle.
+    return [Message(item[HEADER_SIZE:], b'', counter(item, ID_SIZE)[0]) for item in items]
+
+
+def _lease_ms(lease_seconds: float) -> int:
+    return max(0, math.ceil(lease_seconds * 1000))
+
+
+class RedisConnector(Connector):
+    """Connector on one or more independent Redis servers."""
+
+    def __init__(self, nodes: Sequence[NodeParams]) -> None:
+        self._nodes: list[RedisNode] = []
+        try:
+            for node in nodes:
+                self._nodes.append(RedisNode(create_client(node)))
+        except BaseException:
+            self.close()
+            raise
+        self._prefixes = [bytes([index]) for index in range(len(self._nodes))]
+        self._push_turn = itertools.count(secrets.randbelow(len(self._nodes)))
+        self._pop_turn = itertools.count(secrets.randbelow(len(self._nodes)))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RedisConnector:
+        return cls(parse_params(params))
+
+    def _home_index(self, name: str) -> int:
+        return zlib.crc32(name.encode()) % len(self._nodes)
+
+    def _home(self, name: str) -> RedisNode:
+        return self._nodes[self._home_index(name)]
+
+    def _by_node(self, receipts: Sequence[bytes]) -> dict[int, list[bytes]]:
+        """Stored items of the receipts, grouped by node; unknown receipts are dropped."""
+        nodes = len(self._nodes)
+        if nodes == 1:
+            items = [receipt[1:] for receipt in receipts if receipt[:1] == b'\x00']
+            return {0: items} if items else {}
+        groups: dict[int, list[bytes]] = {}
+        for receipt in receipts:
+            if receipt and receipt[0] < nodes:
+                groups.setdefault(receipt[0], []).append(receipt[1:])
+        return groups
+
+    # -- queues -------------------------------------------------------------------
+
+    @_driver_errors
+    def push(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priority: Priority = 'NORMAL',
+        consumable_from: float | None = None,
+    ) -> int:
+        at_head = check_priority(priority) == 'HIGH'
+        if not payloads:
+            return 0
+        node = self._nodes[next(self._push_turn) % len(self._nodes)]
+        items = new_items(payloads)
+        if consumable_from is not None and consumable_from > time.time():
+            node.push_delayed(queue_keys(queue), items, at_head, math.ceil(consumable_from * 1000))
+        else:
+            node.push_ready(queue_keys(queue), items, at_head)
+        return len(items)
+
+    @_driver_errors
+    def pop(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> list[Message]:
+        keys = queue_keys(queue)
+        lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
+        acks = self._by_node(ack) if ack else {}
+        nodes = len(self._nodes)
+        start = next(self._pop_turn) % nodes if nodes > 1 else 0
+        messages: list[Message] = []
+        for index in itertools.chain(range(start, nodes), range(start)):
+            wanted = max(0, count - len(messages))
+            node_acks = acks.get(index, ())
+            if wanted or node_acks:
+                items = self._nodes[index].pop(keys, wanted, lease_ms, node_acks)
+                messages += _messages(self._prefixes[index], items, lease_ms >= 0)
+        return messages
+
+    @_driver_errors
+    def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        keys = queue_keys(queue)
+        return sum(self._nodes[index].ack(keys, items) for index, items in self._by_node(receipts).items())
+
+    @_driver_errors
+    def nack(self, queue: str, receipts: Sequence[bytes]) -> int:
+        keys = queue_keys(queue)
+        return sum(self._nodes[index].nack(keys, items) for index, items in self._by_node(receipts).items())
+
+    @_driver_errors
+    def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
+        keys, lease_ms = queue_keys(queue), _lease_ms(lease_seconds)
+        return sum(
+            self._nodes[index].extend_leases(keys, items, lease_ms)
+            for index, items in self._by_node(receipts).items()
+        )
+
+    @_driver_errors
+    def length(self, queue: str, include_delayed: bool = False) -> int:
+        keys = queue_keys(queue)
+        return sum(node.length(keys, include_delayed) for node in self._nodes)
+
+    @_driver_errors
+    def in_flight(self, queue: str) -> int:
+        keys = queue_keys(queue)
+        return sum(node.in_flight(keys) for node in self._nodes)
+
+    @_driver_errors
+    def delete(self, queue: str) -> bool:
+        keys = queue_keys(queue)
+        deleted = [node.delete(keys) for node in self._nodes]
+        return any(deleted)
+
+    # -- dead letters -----------------------------------------------------------------
+
+    @_driver_errors
+    def dead_letter(
+        self,
+        queue: str,
+        letters: Sequence[DeadLetter],
+        receipts: Sequence[bytes] = (),
+    ) -> int:
+        keys, home = queue_keys(queue), self._home_index(queue)
+        encoded = [encode_dead_letter(letter.payload, letter.reason, letter.failed_at) for letter in letters]
+        acks = self._by_node(receipts)
+        home_acks = acks.pop(home, [])
+        if encoded or home_acks:
+            self._nodes[home].dead_letter(keys, encoded, home_acks)
+        # Letters are stored before leases on other nodes are acked: a failure in
+        # between leaves a redelivery, never a lost task.
+        for index, items in acks.items():
+            self._nodes[index].ack(keys, items)
+        return len(letters)
+
+    @_driver_errors
+    def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
+        encoded = self._home(queue).dead_letters(queue_keys(queue), count)
+        return [DeadLetter(*decode_dead_letter(letter)) for letter in encoded]
+
+    @_driver_errors
+    def dead_letter_length(self, queue: str) -> int:
+        return self._home(queue).dead_letter_length(queue_keys(queue))
+
+    @_driver_errors
+    def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
+        return self._home(queue).requeue_dead_letters(queue_keys(queue), count)
+
+    @_driver_errors
+    def purge_dead_letters(self, queue: str) -> int:
+        return self._home(queue).purge_dead_letters(queue_keys(queue))
+
+    # -- keys and locks -------------------------------------------------------------------
+
+    @_driver_errors
+    def key_set(self, key: str, value: bytes) -> bool:
+        return self._home(key).client.set(key_name(key), value, get=True) is None
+
+    @_driver_errors
+    def key_get(self, key: str) -> bytes | None:
+        return cast('bytes | None', self._home(key).client.get(key_name(key)))
+
+    @_driver_errors
+    def key_delete(self, key: str) -> bool:
+        return bool(self._home(key).client.delete(key_name(key)))
+
+    def lock(self, name: str) -> RedisLock:
+        return RedisLock(self._home(name), name)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when every node answers PING."""
+        try:
+            return all([node.client.ping() for node in self._nodes])
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        for node in self._nodes:
+            node.client.close()
+
+
+class RedisLock(Lock):
+    """A Redis string holding the owner token, set with NX and an expiry."""
+
+    def __init__(self, node: RedisNode, name: str) -> None:
+        super().__init__(name)
+        self._node = node
+        self._key = lock_name(name)
+
+    @_driver_errors
+    def _try_acquire(self, ttl: int) -> bool:
+        return bool(self._node.client.set(self._key, self.token, nx=True, ex=ttl))
+
+    @_driver_errors
+    def _release(self) -> bool:
+        return self._node.release_lock(self.name, self.token)
+
+    @_driver_errors
+    def is_locked(self) -> bool:
+        return bool(self._node.client.exists(self._key))
+
+    @_driver_errors
+    def set_ttl(self, ttl: int) -> bool:
+        if ttl <= 0:
+            raise ValueError(f'ttl must be positive, got {ttl!r}')
+        return self._node.set_lock_ttl(self.name, self.token, ttl)
+
+    @_driver_errors
+    def get_ttl(self) -> int | None:
+        milliseconds = int(self._node.client.pttl(self._key))
+        return math.ceil(milliseconds / 1000) if milliseconds >= 0 else None

@@ -1,0 +1,210 @@
+"""One Redis server of the Redis connector: key layout, stored items, Lua scripts.
+
+:class:`RedisNode` runs every queue operation against one server, each in one
+round trip; :mod:`sergeant.connector.redis` spreads queues over several nodes and
+routes receipts. Multi-step changes are Lua scripts in ``connector/lua/``, whose
+headers document their keys and arguments.
+
+Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
+
+    sergeant:queue:Q:ready    LIST  stored items; HIGH pushed at the head, NORMAL at the tail
+    sergeant:queue:Q:delayed  ZSET  priority byte + stored item, score = ready time (ms)
+    sergeant:queue:Q:leased   ZSET  stored items, score = lease deadline (ms, server clock)
+    sergeant:queue:Q:dead     LIST  dead letters, oldest first
+
+A stored item is 16 random id bytes, a 4-byte big-endian delivery counter and the
+payload. The leased member is the whole stored item, so a receipt names exactly
+one delivery: reclaiming an expired lease bumps the counter, after which the old
+receipt matches nothing. A dead letter is ``failed_at`` (big-endian double), the
+length of the reason (4 bytes), the UTF-8 reason and the payload: a layout Lua can
+cut the payload out of when requeueing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import struct
+from collections.abc import Sequence
+from typing import Any, NamedTuple, cast
+
+import redis
+
+ID_SIZE = 16
+HEADER_SIZE = ID_SIZE + 4  # id, delivery counter
+FIRST_DELIVERY = (1).to_bytes(4, 'big')
+HIGH_FLAG = b'H'
+NORMAL_FLAG = b'N'
+CHUNK = 5000  # items per command: keeps single commands (and Lua's unpack) small
+REQUEUE_BATCH = 1000
+_DEAD_HEADER = struct.Struct('>dI')  # failed_at, reason length
+
+
+class QueueKeys(NamedTuple):
+    ready: str
+    delayed: str
+    leased: str
+    dead: str
+
+
+@functools.lru_cache(maxsize=4096)
+def queue_keys(queue: str) -> QueueKeys:
+    base = f'sergeant:queue:{queue}:'
+    return QueueKeys(base + 'ready', base + 'delayed', base + 'leased', base + 'dead')
+
+
+def key_name(key: str) -> str:
+    return f'sergeant:key:{key}'
+
+
+def lock_name(lock: str) -> str:
+    return f'sergeant:lock:{lock}'
+
+
+def new_items(payloads: Sequence[bytes]) -> list[bytes]:
+    """Stored items for fresh payloads: random ids from one urandom call, counter 1."""
+    if len(payloads) == 1:
+        return [os.urandom(ID_SIZE) + FIRST_DELIVERY + payloads[0]]
+    count = len(payloads)
+    headers = bytearray(os.urandom(HEADER_SIZE * count))
+    for offset, byte in enumerate(FIRST_DELIVERY, start=ID_SIZE):
+        headers[offset::HEADER_SIZE] = bytes([byte]) * count
+    raw = bytes(headers)
+    return [raw[i * HEADER_SIZE : (i + 1) * HEADER_SIZE] + payload for i, payload in enumerate(payloads)]
+
+
+def encode_dead_letter(payload: bytes, reason: str, failed_at: float) -> bytes:
+    reason_bytes = reason.encode()
+    return _DEAD_HEADER.pack(failed_at, len(reason_bytes)) + reason_bytes + payload
+
+
+def decode_dead_letter(letter: bytes) -> tuple[bytes, str, float]:
+    """``(payload, reason, failed_at)`` of an encoded dead letter."""
+    failed_at, reason_size = _DEAD_HEADER.unpack_from(letter)
+    payload_start = _DEAD_HEADER.size + reason_size
+    return letter[payload_start:], letter[_DEAD_HEADER.size : payload_start].decode(), failed_at
+
+
+@functools.cache
+def _script_source(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath(f'lua/{name}.lua').read_text('utf-8')
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+class RedisNode:
+    """Queue, dead-letter, key and lock operations on one Redis server.
+
+    Receipt handling is the caller's: methods take stored items (a receipt without
+    its node byte). Errors of redis-py propagate; the connector wraps them.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        register = client.register_script
+        self._pop = register(_script_source('pop'))
+        self._nack = register(_script_source('nack'))
+        self._extend = register(_script_source('extend'))
+        self._counts = register(_script_source('counts'))
+        self._dead_letter = register(_script_source('dead_letter'))
+        self._requeue_dead = register(_script_source('requeue_dead'))
+        self._purge_dead = register(_script_source('purge_dead'))
+        self._lock_release = register(_script_source('lock_release'))
+        self._lock_set_ttl = register(_script_source('lock_set_ttl'))
+
+    # -- queues -----------------------------------------------------------------
+
+    def push_ready(self, keys: QueueKeys, items: list[bytes], at_head: bool) -> None:
+        # LPUSH a b puts b first: reversed, the batch keeps its order at the head.
+        items = items[::-1] if at_head else items
+        if len(items) <= CHUNK:
+            (self.client.lpush if at_head else self.client.rpush)(keys.ready, *items)
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            push = pipe.lpush if at_head else pipe.rpush
+            for chunk in _chunks(items):
+                push(keys.ready, *chunk)
+            pipe.execute()
+
+    def push_delayed(self, keys: QueueKeys, items: list[bytes], at_head: bool, ready_ms: int) -> None:
+        flag = HIGH_FLAG if at_head else NORMAL_FLAG
+        members = dict.fromkeys([flag + item for item in items], ready_ms)
+        if len(members) <= CHUNK:
+            self.client.zadd(keys.delayed, members)
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for chunk in _chunks(list(members)):
+                pipe.zadd(keys.delayed, dict.fromkeys(chunk, ready_ms))
+            pipe.execute()
+
+    def pop(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> list[bytes]:
+        batch = max(count, 100)
+        items: list[bytes] = self._pop(
+            (keys.ready, keys.delayed, keys.leased), (count, lease_ms, batch, *acks)
+        )
+        return items
+
+    def ack(self, keys: QueueKeys, items: Sequence[bytes]) -> int:
+        if len(items) <= CHUNK:
+            return int(self.client.zrem(keys.leased, *items))
+        with self.client.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(items):
+                pipe.zrem(keys.leased, *chunk)
+            return sum(pipe.execute())
+
+    def nack(self, keys: QueueKeys, items: Sequence[bytes]) -> int:
+        return int(self._nack((keys.ready, keys.leased), items))
+
+    def extend_leases(self, keys: QueueKeys, items: Sequence[bytes], lease_ms: int) -> int:
+        return int(self._extend((keys.leased,), (lease_ms, *items)))
+
+    def length(self, keys: QueueKeys, include_delayed: bool) -> int:
+        """Consumable items: ready, due delayed and expired leases (plus all delayed when asked)."""
+        ready, due, delayed, expired, _ = self._counts((keys.ready, keys.delayed, keys.leased))
+        return int(ready) + int(delayed if include_delayed else due) + int(expired)
+
+    def in_flight(self, keys: QueueKeys) -> int:
+        """Leases not expired yet."""
+        _, _, _, expired, leased = self._counts((keys.ready, keys.delayed, keys.leased))
+        return int(leased) - int(expired)
+
+    def delete(self, keys: QueueKeys) -> bool:
+        return bool(self.client.delete(keys.ready, keys.delayed, keys.leased))
+
+    # -- dead letters -------------------------------------------------------------
+
+    def dead_letter(self, keys: QueueKeys, letters: Sequence[bytes], items: Sequence[bytes]) -> int:
+        """Append encoded letters and ack ``items`` atomically; return how many leases were held."""
+        return int(self._dead_letter((keys.dead, keys.leased), (len(letters), *letters, *items)))
+
+    def dead_letters(self, keys: QueueKeys, count: int) -> list[bytes]:
+        if count <= 0:
+            return []
+        return cast('list[bytes]', self.client.lrange(keys.dead, 0, count - 1))
+
+    def dead_letter_length(self, keys: QueueKeys) -> int:
+        return int(self.client.llen(keys.dead))
+
+    def requeue_dead_letters(self, keys: QueueKeys, count: int | None) -> int:
+        moved = 0
+        while count is None or moved < count:
+            batch = REQUEUE_BATCH if count is None else min(REQUEUE_BATCH, count - moved)
+            done = int(self._requeue_dead((keys.dead, keys.ready), (os.urandom(ID_SIZE * batch),)))
+            moved += done
+            if done < batch:
+                break
+        return moved
+
+    def purge_dead_letters(self, keys: QueueKeys) -> int:
+        return int(self._purge_dead((keys.dead,)))
+
+    # -- locks ----------------------------------------------------------------------
+
+    def release_lock(self, name: str, token: bytes) -> bool:
+        return bool(self._lock_release((lock_name(name),), (token,)))
+
+    def set_lock_ttl(self, name: str, token: bytes, ttl: int) -> bool:
+        return bool(self._lock_set_ttl((lock_name(name),), (token, ttl)))

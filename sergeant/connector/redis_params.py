@@ -1,0 +1,178 @@
+"""Params of the Redis connector: validation, and the clients they describe.
+
+Accepted shapes, each naming independent Redis servers ("nodes"):
+
+* Sergeant 0.27's ``{'nodes': [{'host', 'port', 'password', 'database'}, ...]}``,
+  where a node may also carry ``username``, or be ``{'url': ...}`` alone (with
+  optional ``username``/``password`` when the URL carries no credentials);
+* ``{'url': 'redis://...'}`` for one node, ``{'urls': [...]}`` for several.
+
+URLs use the ``redis://`` (TCP), ``rediss://`` (TLS) or ``unix://`` (socket)
+schemes, exactly as redis-py reads them. Used by :mod:`sergeant.connector.redis`
+only; every error is a :class:`~sergeant.errors.ConfigError` naming the offending
+field, and never echoes a password.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import redis
+
+from ..errors import ConfigError
+
+FIELD = 'connector.params'
+MAX_NODES = 256  # a receipt names its node in one byte
+
+# Sensible defaults for a task queue; options spelled out in a URL win over them.
+_CLIENT_DEFAULTS: dict[str, Any] = {
+    'socket_connect_timeout': 5.0,
+    'socket_timeout': 30.0,
+    'health_check_interval': 30,
+}
+_TCP_DEFAULTS: dict[str, Any] = {'socket_keepalive': True}  # unix sockets reject this option
+_KEYS = ('nodes', 'url', 'urls')
+_HOST_NODE_KEYS = {'host', 'port', 'username', 'password', 'database'}
+_URL_NODE_KEYS = {'url', 'username', 'password'}
+_SCHEMES = ('redis', 'rediss', 'unix')
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeParams:
+    """How to reach one Redis server; ``field`` names where it was configured (the URL's field for URLs)."""
+
+    field: str
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+    database: int = 0
+
+
+def parse_params(params: Mapping[str, Any]) -> tuple[NodeParams, ...]:
+    """Validate the connector params; raise ConfigError naming the first bad field."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(FIELD, f'must be a mapping, got {type(params).__name__}')
+    unknown = set(params) - set(_KEYS)
+    if unknown:
+        raise ConfigError(FIELD, f'unknown keys for the redis connector: {sorted(unknown)}')
+    given = [key for key in _KEYS if key in params]
+    if len(given) != 1:
+        raise ConfigError(FIELD, "give exactly one of 'nodes', 'url' or 'urls'")
+    if 'url' in params:
+        return (_parse_url_node(f'{FIELD}.url', params['url']),)
+    key = given[0]
+    entries = params[key]
+    field = f'{FIELD}.{key}'
+    if not isinstance(entries, list | tuple) or not entries:
+        raise ConfigError(field, f'must be a non-empty list, got {_describe(entries)}')
+    if len(entries) > MAX_NODES:
+        raise ConfigError(field, f'at most {MAX_NODES} nodes are supported, got {len(entries)}')
+    if key == 'urls':
+        return tuple(_parse_url_node(f'{field}[{i}]', url) for i, url in enumerate(entries))
+    return tuple(_parse_node(f'{field}[{i}]', node) for i, node in enumerate(entries))
+
+
+def create_client(node: NodeParams) -> redis.Redis:
+    """A client for one node; it connects lazily, on first use."""
+    options = dict(_CLIENT_DEFAULTS)
+    if node.username is not None:
+        options['username'] = node.username
+    if node.password is not None:
+        options['password'] = node.password
+    if node.url is None:
+        options.update(_TCP_DEFAULTS)
+        return redis.Redis(host=node.host or 'localhost', port=node.port or 6379, db=node.database, **options)
+    if not node.url.startswith('unix:'):
+        options.update(_TCP_DEFAULTS)
+    try:
+        client = redis.Redis.from_url(node.url, **options)
+        # Options from the URL reach the connection class only when it connects;
+        # building one connection now turns a misspelt option into a ConfigError.
+        pool = client.connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(node.field, f'invalid option in {_redact(node.url)!r}: {error}') from None
+    return client
+
+
+def _parse_node(field: str, node: object) -> NodeParams:
+    if not isinstance(node, Mapping):
+        raise ConfigError(field, f'must be a mapping with host and port, or url, got {_describe(node)}')
+    allowed = _URL_NODE_KEYS if 'url' in node else _HOST_NODE_KEYS
+    unknown = set(node) - allowed
+    if unknown:
+        hint = ' (a node is either a url or host/port/database)' if 'url' in node else ''
+        raise ConfigError(field, f'unknown keys: {sorted(unknown)}{hint}')
+    username = _optional_text(field, node, 'username')
+    password = _optional_text(field, node, 'password')
+    if 'url' in node:
+        return _parse_url_node(f'{field}.url', node['url'], username, password)
+    host = node.get('host')
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(f'{field}.host', f'must be a non-empty host name, got {_describe(host)}')
+    port = node.get('port', 6379)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f'{field}.port', f'must be an integer between 1 and 65535, got {_describe(port)}')
+    database = node.get('database', 0)
+    if database is None:
+        database = 0
+    if isinstance(database, bool) or not isinstance(database, int) or database < 0:
+        raise ConfigError(f'{field}.database', f'must be a non-negative integer, got {_describe(database)}')
+    return NodeParams(field, None, host.strip(), port, username, password, database)
+
+
+def _parse_url_node(
+    field: str,
+    url: object,
+    username: str | None = None,
+    password: str | None = None,
+) -> NodeParams:
+    if not isinstance(url, str):
+        raise ConfigError(field, f'must be a redis://, rediss:// or unix:// URL, got {_describe(url)}')
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(field, f'must be a redis://, rediss:// or unix:// URL, got {_redact(url)!r}')
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ConfigError(field, f'invalid port in {_redact(url)!r}') from None
+    if parts.scheme == 'unix':
+        if not parts.path:
+            raise ConfigError(field, f'names no socket path: {_redact(url)!r}')
+    else:
+        if not parts.hostname:
+            raise ConfigError(field, f'names no host: {_redact(url)!r}')
+        if parts.path.strip('/') and not parts.path.strip('/').isdigit():
+            raise ConfigError(field, f'the path must be a database number, got {parts.path!r}')
+    databases = parse_qs(parts.query).get('db', [])
+    if databases and not databases[0].isdigit():
+        raise ConfigError(field, f'db must be a non-negative integer, got {databases[0]!r}')
+    if (username is not None or password is not None) and (parts.username or parts.password):
+        raise ConfigError(field, 'the URL already carries credentials; drop username/password')
+    return NodeParams(field, url, username=username, password=password)
+
+
+def _optional_text(field: str, node: Mapping[str, Any], key: str) -> str | None:
+    value = node.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f'{field}.{key}', f'must be a non-empty string or None, got {type(value).__name__}')
+    return value
+
+
+def _redact(url: str) -> str:
+    """The URL with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition('@')
+    name = user.partition(':')[0]
+    return urlunsplit(parts._replace(netloc=f'{name}:***@{host}'))
+
+
+def _describe(value: object) -> str:
+    return repr(value) if isinstance(value, str | int | float | type(None)) else type(value).__name__
