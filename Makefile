@@ -22,8 +22,8 @@ tools:
 
 test: install tools
 	bash scripts/ensure-redis.sh
-	$(BIN)/ruff check sergeant tests benchmark examples
-	$(BIN)/ruff format --check sergeant tests benchmark examples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -32,8 +32,8 @@ bench: install
 	$(BIN)/python benchmark/run.py
 
 lint: install
-	$(BIN)/ruff check sergeant tests benchmark examples
-	$(BIN)/ruff format --check sergeant tests benchmark examples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 clean:
