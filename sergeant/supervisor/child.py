@@ -1,0 +1,176 @@
+"""Entry point of one worker process: ``python -m sergeant.supervisor.child``.
+
+The supervisor starts this module (never importing the user's code itself). It
+loads the worker class, builds and runs the worker, sends the supervisor what
+happened over the report pipe (see :mod:`.protocol`) and exits with a
+:class:`~.protocol.ChildExit` code that says why it ended.
+
+It also watches a "lifeline" pipe whose write end only the supervisor holds: if
+the supervisor dies, the pipe reads EOF and the worker stops as if it had been
+sent SIGTERM, so no worker outlives its supervisor for long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+import traceback
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..worker import Worker
+from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
+
+# seconds a worker may take to exit after its summary: a non-daemon thread left behind by a
+# task would otherwise keep the process, and so its pool slot, alive for ever
+EXIT_GRACE = 10.0
+
+
+class WorkerLoadError(Exception):
+    """The worker module or class cannot be loaded; the message names both."""
+
+
+def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException as error:  # a module may even call sys.exit at import time
+        raise WorkerLoadError(
+            f'cannot import worker module {module_name!r} (class {class_name!r}): '
+            f'{type(error).__name__}: {error}'
+        ) from error
+    found = getattr(module, class_name, None)
+    if found is None:
+        raise WorkerLoadError(f'worker module {module_name!r} has no class {class_name!r}')
+    if not isinstance(found, type) or not issubclass(found, Worker):
+        raise WorkerLoadError(
+            f'{module_name}.{class_name} is not a subclass of sergeant.worker.Worker (got {found!r})'
+        )
+    return found
+
+
+class Reporter:
+    """Writes messages to the supervisor; a vanished supervisor is not an error."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        # exec'd grandchildren must not inherit the pipe, or it would outlive this worker
+        os.set_inheritable(fd, False)
+
+    def send(self, event: Event, **fields: Any) -> None:
+        data = encode_message(event, **fields)
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError:
+            pass  # the supervisor is gone; the lifeline watcher stops this worker
+
+
+def watch_lifeline(fd: int) -> None:
+    """Stop this worker gracefully once the supervisor's end of the lifeline closes."""
+    os.set_inheritable(fd, False)
+
+    def wait_for_eof() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait_for_eof, name='sergeant-lifeline', daemon=True).start()
+
+
+def exit_code_of(summary: Mapping[str, Any]) -> ChildExit:
+    if summary.get('stop'):
+        return ChildExit.STOP
+    if summary.get('respawn'):
+        return ChildExit.RESPAWN
+    if summary.get('initialize_exception') is not None:
+        return ChildExit.START_FAILED
+    if summary.get('executor_exception') is not None:
+        return ChildExit.LOOP_FAILED
+    return ChildExit.FINISHED
+
+
+def _is_machinery(filename: str) -> bool:
+    importlib_dir = f'{os.sep}importlib{os.sep}'
+    return filename == __file__ or filename.startswith('<frozen importlib') or importlib_dir in filename
+
+
+def _error_text(error: BaseException) -> str:
+    """The traceback of ``error`` without the frames of this module and of importlib."""
+    described = traceback.TracebackException.from_exception(error)
+    frames = [frame for frame in described.stack if not _is_machinery(frame.filename)]
+    described.stack = traceback.StackSummary.from_list(frames)
+    return ''.join(described.format())[-MAX_ERROR_CHARS:]
+
+
+def run(module_name: str, class_name: str, reporter: Reporter) -> ChildExit:
+    try:
+        worker_class = load_worker_class(module_name, class_name)
+    except WorkerLoadError as error:
+        cause = error.__cause__
+        reporter.send(Event.LOAD_FAILED, error=str(error), details=_error_text(cause) if cause else '')
+        return ChildExit.LOAD_FAILED
+    try:
+        worker = worker_class()
+        worker.init_worker()
+    except Exception as error:
+        reporter.send(
+            Event.START_FAILED,
+            error=f'{module_name}.{class_name} failed to start: {type(error).__name__}: {error}',
+            details=_error_text(error),
+        )
+        return ChildExit.START_FAILED
+    reporter.send(Event.READY)
+    summary = worker.work_loop()
+    reporter.send(Event.SUMMARY, summary=summary)
+    return exit_code_of(summary)
+
+
+def exit_despite_lingering_threads(code: int) -> None:
+    """Make sure the process exits with ``code`` within :data:`EXIT_GRACE` seconds."""
+
+    def force_exit() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    timer = threading.Timer(EXIT_GRACE, force_exit)
+    timer.daemon = True  # interpreter shutdown waits for non-daemon threads only
+    timer.start()
+
+
+def _stop_on_sigint(signal_number: int, frame: types.FrameType | None) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f'python -m {CHILD_MODULE}', description='one supervised worker')
+    parser.add_argument('--worker-module', required=True)
+    parser.add_argument('--worker-class', required=True)
+    parser.add_argument('--report-fd', type=int, required=True, help='pipe to send messages to')
+    parser.add_argument('--lifeline-fd', type=int, help='pipe that reads EOF once the supervisor is gone')
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    # SIGINT means the same as SIGTERM here: a KeyboardInterrupt in the middle of a task would
+    # skip the graceful hand-back of prefetched tasks. (Not SIG_IGN: subprocesses of tasks would
+    # inherit it through exec.)
+    signal.signal(signal.SIGINT, _stop_on_sigint)
+    if arguments.lifeline_fd is not None:
+        watch_lifeline(arguments.lifeline_fd)
+    code = int(run(arguments.worker_module, arguments.worker_class, Reporter(arguments.report_fd)))
+    exit_despite_lingering_threads(code)
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

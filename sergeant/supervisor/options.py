@@ -1,0 +1,171 @@
+"""The supervisor's options: command-line flags, ``SERGEANT_*`` environment variables, validation.
+
+Every flag has an environment variable (a flag wins over its variable), so a
+container image can be configured without a shell wrapper. The flags are added
+to a parser by :func:`add_arguments`, shared by ``sergeant supervise`` and
+``python -m sergeant.supervisor``; :func:`options_from` merges and validates
+them into a frozen :class:`SupervisorOptions`, raising :class:`OptionError`
+that names the flag or the variable at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from ..errors import ConfigError
+
+T = TypeVar('T')
+
+DEFAULT_DRAIN_TIMEOUT = 20.0  # fits Kubernetes' default 30 s grace period with room to spare
+LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+
+# Kubernetes-style quantities are accepted for the memory limit: 512Mi, 1Gi, 500M, 1G
+_UNITS = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'Ki': 2**10, 'Mi': 2**20, 'Gi': 2**30}
+_QUANTITY = re.compile(r'(\d+)(Ki|Mi|Gi|K|M|G)?B?')
+_DOTTED_NAME = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)*')
+
+
+class OptionError(ConfigError):
+    """A supervisor option is missing or invalid; ``field`` is the flag or variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisorOptions:
+    """What the supervisor runs and how; validated at construction."""
+
+    worker_module: str
+    worker_class: str
+    concurrent_workers: int = 1
+    max_worker_memory_usage: int | None = None  # bytes of RSS of a worker and its children
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    log_level: str = 'INFO'
+
+    def __post_init__(self) -> None:
+        if not _DOTTED_NAME.fullmatch(self.worker_module):
+            raise OptionError('--worker-module', f'{self.worker_module!r} is not a module name')
+        if not self.worker_class.isidentifier():
+            raise OptionError('--worker-class', f'{self.worker_class!r} is not a class name')
+        if self.concurrent_workers < 1:
+            raise OptionError('--concurrent-workers', f'must be >= 1, got {self.concurrent_workers}')
+        if self.max_worker_memory_usage is not None and self.max_worker_memory_usage <= 0:
+            raise OptionError('--max-worker-memory-usage', 'must be a number of bytes > 0')
+        if self.drain_timeout < 0:
+            raise OptionError('--drain-timeout', f'must be >= 0 seconds, got {self.drain_timeout}')
+        if self.log_level not in LOG_LEVELS:
+            raise OptionError('--log-level', f'must be one of {", ".join(LOG_LEVELS)}')
+
+    @property
+    def logging_level(self) -> int:
+        level: int = getattr(logging, self.log_level)
+        return level
+
+
+@dataclasses.dataclass(frozen=True)
+class _Option:
+    flag: str
+    metavar: str
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix('--').replace('-', '_')
+
+    @property
+    def variable(self) -> str:
+        return 'SERGEANT_' + self.dest.upper()
+
+
+_OPTIONS = (
+    _Option('--worker-module', 'MODULE', 'module holding the Worker subclass, e.g. "app.workers"'),
+    _Option('--worker-class', 'CLASS', 'name of the Worker subclass in that module'),
+    _Option('--concurrent-workers', 'N', 'number of worker processes (default 1)'),
+    _Option(
+        '--max-worker-memory-usage',
+        'BYTES',
+        'replace a worker whose RSS, with its children, exceeds this (536870912, 512Mi, 1G...)',
+    ),
+    _Option(
+        '--drain-timeout',
+        'SECONDS',
+        f'time workers get to finish running tasks after SIGTERM (default {DEFAULT_DRAIN_TIMEOUT:g})',
+    ),
+    _Option('--log-level', 'LEVEL', f'supervisor log level: {", ".join(LOG_LEVELS)} (default INFO)'),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the supervisor's flags; values stay strings until :func:`options_from` checks them."""
+    for option in _OPTIONS:
+        parser.add_argument(
+            option.flag, metavar=option.metavar, help=f'{option.help} [env: {option.variable}]'
+        )
+
+
+def _as_int(text: str) -> int:
+    return int(text.strip())
+
+
+def _as_bytes(text: str) -> int:
+    match = _QUANTITY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    return int(match.group(1)) * _UNITS[match.group(2) or '']
+
+
+def _as_seconds(text: str) -> float:
+    value = float(text.strip())
+    if value != value or value in (float('inf'), float('-inf')):
+        raise ValueError(text)
+    return value
+
+
+def options_from(
+    arguments: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> SupervisorOptions:
+    """Merge parsed flags with ``SERGEANT_*`` variables (flags win) and validate them."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[str, str]] = {}  # dest -> (where it came from, text)
+    for option in _OPTIONS:
+        flag_value = getattr(arguments, option.dest, None)
+        if flag_value is not None:
+            raw[option.dest] = (option.flag, flag_value)
+        elif environ.get(option.variable, '').strip():
+            raw[option.dest] = (option.variable, environ[option.variable])
+
+    def take(dest: str, convert: Callable[[str], T], expected: str, default: T) -> T:
+        if dest not in raw:
+            return default
+        source, text = raw[dest]
+        try:
+            return convert(text)
+        except ValueError:
+            raise OptionError(source, f'must be {expected}, got {text!r}') from None
+
+    for dest in ('worker_module', 'worker_class'):
+        if dest not in raw:
+            option = next(option for option in _OPTIONS if option.dest == dest)
+            raise OptionError(option.flag, f'is required (or set {option.variable})')
+    try:
+        return SupervisorOptions(
+            worker_module=raw['worker_module'][1].strip(),
+            worker_class=raw['worker_class'][1].strip(),
+            concurrent_workers=take('concurrent_workers', _as_int, 'an integer', 1),
+            max_worker_memory_usage=take(
+                'max_worker_memory_usage', _as_bytes, 'a number of bytes such as 536870912 or 512Mi', None
+            ),
+            drain_timeout=take('drain_timeout', _as_seconds, 'a number of seconds', DEFAULT_DRAIN_TIMEOUT),
+            log_level=take('log_level', str.upper, 'a log level', 'INFO').strip(),
+        )
+    except OptionError as error:
+        # name the environment variable when that is where the bad value came from
+        dest = error.field.removeprefix('--').replace('-', '_')
+        source = raw.get(dest, (error.field, ''))[0]
+        if source != error.field:
+            raise OptionError(source, error.problem) from None
+        raise

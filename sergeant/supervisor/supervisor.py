@@ -1,0 +1,210 @@
+"""The supervisor's main loop: signals, waiting, draining and the exit code.
+
+The loop sleeps in one ``select`` on the workers' report pipes and a signal
+wake-up pipe, so an idle supervisor costs (almost) no CPU yet reacts at once to
+a message, a child's death (SIGCHLD) or SIGTERM/SIGINT. It wakes at least every
+:data:`MAX_WAIT` seconds, to respawn workers that are due and to check memory.
+
+Stopping: the first SIGTERM/SIGINT (or a worker asking to stop) sends SIGTERM
+to every worker — they stop fetching, finish the running task and hand
+prefetched tasks back — and waits up to ``drain_timeout``; workers still running
+then are SIGKILLed (their leased tasks are delivered again once their leases
+expire). A second SIGTERM/SIGINT kills every worker at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import os
+import selectors
+import signal
+import sys
+import time
+import types
+from collections.abc import Callable
+
+from .ledger import Ledger
+from .options import SupervisorOptions
+from .pool import WorkerPool
+from .process import EndReason
+from .reaper import become_subreaper
+
+logger = logging.getLogger('sergeant.supervisor')
+
+MAX_WAIT = 1.0  # longest sleep of the loop, a backstop in case a wake-up was missed
+KILL_WAIT = 10.0  # how long to wait for SIGKILLed workers to be reaped before exiting anyway
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+SignalHandler = Callable[[int, types.FrameType | None], object] | int | signal.Handlers | None
+
+
+class SupervisorExit(enum.IntEnum):
+    """Exit codes of the supervisor process."""
+
+    OK = 0  # stopped by a signal after draining, or a worker asked to stop
+    ERROR = 1  # the supervisor itself failed (Python's code for an uncaught exception)
+    USAGE = 2  # bad flags or environment variables (argparse's code)
+    WORKER_NOT_LOADABLE = 3  # the worker module or class cannot be loaded
+    FORCED_STOP = 4  # a second SIGTERM/SIGINT killed the workers without waiting
+
+
+class _Phase(enum.Enum):
+    RUNNING = 'running'
+    DRAINING = 'draining'  # SIGTERM sent, waiting up to drain_timeout
+    KILLING = 'killing'  # SIGKILL sent, waiting for the processes to be reaped
+
+
+class Supervisor:
+    """Runs the worker pool until it is stopped; :meth:`run` must be called in the main thread."""
+
+    def __init__(self, options: SupervisorOptions) -> None:
+        self.options = options
+        self.ledger = Ledger()
+        self._signals: collections.deque[int] = collections.deque()
+        self._phase = _Phase.RUNNING
+        self._deadline: float | None = None
+        self._forced = False
+
+    def run(self) -> SupervisorExit:
+        selector = selectors.DefaultSelector()
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        selector.register(wake_read, selectors.EVENT_READ, None)
+        restore_signals = self._install_signal_handlers(wake_write)
+        pool = WorkerPool(self.options, selector, self.ledger)
+        try:
+            adopting = become_subreaper()
+            logger.info(
+                'supervising %d worker(s) of %s.%s (memory limit %s, drain timeout %g s, adopts orphans: %s)',
+                self.options.concurrent_workers,
+                self.options.worker_module,
+                self.options.worker_class,
+                self.options.max_worker_memory_usage or 'none',
+                self.options.drain_timeout,
+                'yes' if adopting or os.getpid() == 1 else 'no',
+            )
+            pool.start()
+            exit_code = self._loop(pool, selector, wake_read)
+        finally:
+            pool.kill_all()  # only live workers are left here, e.g. after an unexpected error
+            pool.close()
+            restore_signals()
+            selector.close()
+            os.close(wake_read)
+            os.close(wake_write)
+        logger.info('supervisor exiting: %s (%d)', exit_code.name, exit_code)
+        return exit_code
+
+    def _install_signal_handlers(self, wake_fd: int) -> Callable[[], None]:
+        def on_stop_signal(signal_number: int, frame: types.FrameType | None) -> None:
+            self._signals.append(signal_number)  # handled by the loop, outside the handler
+
+        def on_child_ended(signal_number: int, frame: types.FrameType | None) -> None:
+            pass  # a Python-level handler makes SIGCHLD write to the wake-up fd; the loop reaps
+
+        # the C-level handler writes each signal to wake_fd, which wakes the select at once
+        previous_wakeup = signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
+        previous: dict[int, SignalHandler] = {}
+        for signal_number in _STOP_SIGNALS:
+            previous[signal_number] = signal.signal(signal_number, on_stop_signal)
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, on_child_ended)
+
+        def restore() -> None:
+            for signal_number, handler in previous.items():
+                signal.signal(signal_number, handler if handler is not None else signal.SIG_DFL)
+            signal.set_wakeup_fd(previous_wakeup)
+
+        return restore
+
+    def _loop(self, pool: WorkerPool, selector: selectors.BaseSelector, wake_fd: int) -> SupervisorExit:
+        while True:
+            for key, _events in selector.select(self._timeout(pool)):
+                if key.data is None:
+                    _empty(wake_fd)
+                else:
+                    pool.on_readable(key.data)
+            pool.reap()
+            self._take_signals(pool)
+            now = time.monotonic()
+            pool.tick(now)
+            if self._phase is _Phase.RUNNING and pool.stop_reason is not None:
+                self._drain(pool, f'{pool.stop_reason.value}')
+            if self._phase is not _Phase.RUNNING and pool.live == 0:
+                break
+            if self._deadline is not None and now >= self._deadline:
+                if self._phase is _Phase.KILLING:
+                    pids = ', '.join(str(process.pid) for process in pool.processes)
+                    logger.error('workers %s outlived SIGKILL by %g s; exiting anyway', pids, KILL_WAIT)
+                    break
+                logger.warning(
+                    'drain timeout (%g s) reached: killing %d worker(s) still running; '
+                    'their tasks are delivered again once their leases expire',
+                    self.options.drain_timeout,
+                    pool.live,
+                )
+                self._kill(pool)
+        if pool.stop_reason is EndReason.LOAD_FAILED:
+            return SupervisorExit.WORKER_NOT_LOADABLE
+        return SupervisorExit.FORCED_STOP if self._forced else SupervisorExit.OK
+
+    def _timeout(self, pool: WorkerPool) -> float:
+        now = time.monotonic()
+        deadlines = [deadline for deadline in (pool.next_deadline(), self._deadline) if deadline is not None]
+        return max(0.0, min([MAX_WAIT, *(deadline - now for deadline in deadlines)]))
+
+    def _take_signals(self, pool: WorkerPool) -> None:
+        while self._signals:
+            name = signal.Signals(self._signals.popleft()).name
+            if self._phase is _Phase.RUNNING:
+                self._drain(pool, f'{name} received')
+            elif not self._forced:
+                logger.warning('%s received again: killing every worker now', name)
+                self._forced = True
+                self._kill(pool)
+
+    def _drain(self, pool: WorkerPool, why: str) -> None:
+        logger.info(
+            '%s: stopping %d worker(s), waiting up to %g s for running tasks to finish '
+            '(send SIGTERM/SIGINT again to kill them at once)',
+            why,
+            pool.live,
+            self.options.drain_timeout,
+        )
+        self._phase = _Phase.DRAINING
+        self._deadline = time.monotonic() + self.options.drain_timeout
+        pool.drain()
+
+    def _kill(self, pool: WorkerPool) -> None:
+        self._phase = _Phase.KILLING
+        self._deadline = time.monotonic() + KILL_WAIT
+        pool.kill_all()
+
+
+def _empty(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def configure_logging(level: int) -> None:
+    """Log the supervisor's own messages to stderr (workers log through their own config)."""
+    supervisor_logger = logging.getLogger('sergeant.supervisor')
+    supervisor_logger.setLevel(level)
+    if not supervisor_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter('%(asctime)s sergeant.supervisor %(process)d %(levelname)s %(message)s')
+        )
+        supervisor_logger.addHandler(handler)
+        supervisor_logger.propagate = False
+
+
+def run(options: SupervisorOptions) -> int:
+    """Configure logging and supervise until stopped; returns the process exit code."""
+    configure_logging(options.logging_level)
+    return int(Supervisor(options).run())
