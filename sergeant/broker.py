@@ -9,14 +9,28 @@ reason and reports it to the caller.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .connector import Connector, DeadLetter, Lock, Priority
+from .connector import Connector, DeadLetter, Deliveries, Lock, PendingPop, Priority
 from .encoder import Encoder
 from .errors import EncodingError
 from .objects import Task
+
+
+def _task_of(fields: Any) -> Task:
+    """The Task of a decoded wire form ``[kwargs, trace_id, date, run_count]``."""
+    if not isinstance(fields, (list, tuple)) or len(fields) != 4 or not isinstance(fields[0], dict):
+        raise EncodingError('payload is not a Sergeant task')
+    kwargs, trace_id, date, run_count = fields
+    return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count)
+
+
+def _decode_error(error: Exception) -> str:
+    """The reason for a payload the bare serializer refused, worded as the encoder words it."""
+    return f'cannot decode payload: {type(error).__name__}: {error}'
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,11 +70,7 @@ class Broker:
         return self.encoder.encode([task.kwargs, task.trace_id, task.date, task.run_count])
 
     def decode_task(self, payload: bytes) -> Task:
-        fields = self.encoder.decode(payload)
-        if not isinstance(fields, (list, tuple)) or len(fields) != 4 or not isinstance(fields[0], dict):
-            raise EncodingError('payload is not a Sergeant task')
-        kwargs, trace_id, date, run_count = fields
-        return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count)
+        return _task_of(self.encoder.decode(payload))
 
     # -- queue operations --------------------------------------------------------
 
@@ -85,20 +95,61 @@ class Broker:
     ) -> Popped:
         """Pop and decode; undecodable payloads go to the dead-letter queue with the reason."""
         messages = self.connector.pop(queue, count, lease_seconds, ack)
+        return self.decode_deliveries(queue, Deliveries.of(messages))
+
+    def decode_deliveries(self, queue: str, deliveries: Deliveries) -> Popped:
+        """Decode popped payloads; undecodable ones go to the dead-letter queue with the reason.
+
+        The worker's hot path: no Message objects, the serializer called directly
+        when the encoder neither signs nor compresses, and Tasks built positionally.
+        """
+        loads = self.encoder.plain_loads or self.encoder.decode
+        receipts = deliveries.receipts
+        try:
+            decoded = list(map(loads, deliveries.payloads))
+        except Exception:
+            decoded = None
+        if decoded is not None and all(
+            [type(fields) is list and len(fields) == 4 and type(fields[0]) is dict for fields in decoded]
+        ):
+            # the common case: every payload is a well-formed task
+            tasks = list(map(LeasedTask, itertools.starmap(Task, decoded), receipts))
+            counts = deliveries.delivery_counts
+            if counts.count(1) != len(counts):
+                for leased, delivery_count in zip(tasks, counts, strict=True):
+                    leased.task.run_count += delivery_count - 1
+            return Popped(tasks, [])
+        return self._decode_one_by_one(queue, deliveries, loads)
+
+    def _decode_one_by_one(self, queue: str, deliveries: Deliveries, loads: Callable[[bytes], Any]) -> Popped:
+        """Decode payloads one at a time, dead-lettering the ones that are not tasks."""
         popped = Popped([], [])
         dead_receipts: list[bytes] = []
-        for message in messages:
+        for payload, receipt, delivery_count in zip(
+            deliveries.payloads, deliveries.receipts, deliveries.delivery_counts, strict=True
+        ):
             try:
-                task = self.decode_task(message.payload)
-            except EncodingError as error:
-                popped.dead_lettered.append(DeadLetter(message.payload, f'undecodable payload: {error}'))
-                dead_receipts.append(message.receipt)
+                task = _task_of(loads(payload))
+            except Exception as error:
+                reason = str(error) if isinstance(error, EncodingError) else _decode_error(error)
+                popped.dead_lettered.append(DeadLetter(payload, f'undecodable payload: {reason}'))
+                dead_receipts.append(receipt)
                 continue
-            task.run_count += message.delivery_count - 1
-            popped.tasks.append(LeasedTask(task, message.receipt))
+            task.run_count += delivery_count - 1
+            popped.tasks.append(LeasedTask(task, receipt))
         if popped.dead_lettered:
             self.connector.dead_letter(queue, popped.dead_lettered, dead_receipts)
         return popped
+
+    def begin_pop_tasks(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> PendingPop:
+        """Send a pop now; decode its answer later with :meth:`decode_deliveries`."""
+        return self.connector.begin_pop(queue, count, lease_seconds, ack)
 
     def retry(self, queue: str, task: Task, priority: Priority, consumable_from: float | None) -> None:
         retried = dataclasses.replace(task, run_count=task.run_count + 1)

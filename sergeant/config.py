@@ -20,6 +20,7 @@ CONNECTOR_TYPES = ('redis', 'mongo', 'local')
 COMPRESSORS = ('zlib', 'gzip', 'bzip2', 'lzma')
 SERIALIZERS = ('pickle', 'msgpack', 'json')
 GUARANTEES = ('at_least_once', 'at_most_once')
+_DEFAULT_PREFETCH = 16  # tasks held ahead when Delivery.prefetch is None
 
 
 def _require(condition: bool, field: str, problem: str) -> None:
@@ -153,10 +154,25 @@ class Delivery:
     the worker extends leases while tasks run and acknowledges them when done, so a
     task of a worker that died is delivered again. A redelivery counts as a retry
     against ``max_retries``. ``at_most_once``: pop deletes, as Sergeant 0.27 did.
+
+    ``prefetch`` (at-least-once only): a worker keeps at most
+    ``tasks_per_transaction + prefetch`` tasks waiting to run (received, or asked
+    for by a pop in flight), besides those running. The next transactions are
+    requested while the current one runs, so the broker round trip overlaps with
+    the work, and transactions of few tasks share one round trip. ``None`` (default) means
+    ``max(tasks_per_transaction, 16)``: one transaction ahead, and at least 16
+    tasks so that one-task transactions do not cost a round trip each. ``0``
+    fetches a transaction only once the previous one is done, as Sergeant 0.27
+    did. Prefetched tasks are invisible to other workers until they run, so with
+    long tasks spread over many workers a small value balances the load better.
+    A worker that stops hands its prefetched tasks back at once; one that dies
+    leaves them to be redelivered when their leases expire (counted as a retry).
+    At-most-once never prefetches: a worker that died would lose those tasks.
     """
 
     guarantee: Literal['at_least_once', 'at_most_once'] = 'at_least_once'
     lease_seconds: float = 60.0
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         _require(
@@ -169,6 +185,19 @@ class Delivery:
             'delivery.lease_seconds',
             'must be a number >= 0.5',
         )
+        _require(
+            self.prefetch is None or (_is_count(self.prefetch) and self.prefetch >= 0),
+            'delivery.prefetch',
+            f'must be None or an int >= 0, got {self.prefetch!r}',
+        )
+
+    def prefetch_tasks(self, tasks_per_transaction: int) -> int:
+        """How many tasks to hold ahead of the running transaction (0 for at-most-once)."""
+        if self.guarantee != 'at_least_once':
+            return 0
+        if self.prefetch is None:
+            return max(tasks_per_transaction, _DEFAULT_PREFETCH)
+        return self.prefetch
 
     @property
     def lease(self) -> float | None:

@@ -2,22 +2,29 @@
 
 A background thread extends every held lease each third of the lease period, so a
 long task is not redelivered while it still runs, and flushes acknowledgements
-that were not already sent along with the next pop. Failures in the thread are
-logged and retried, never fatal: the worst case is a redelivery, which
-at-least-once delivery allows.
+that were not already sent along with the next pop. A receipt stays held (its
+lease extended) from the pop until its acknowledgement was sent, so a finished
+task cannot be redelivered while its ack waits. Pops still in flight are watched
+too: their items are leased from the moment Redis ran the pop, so the thread
+collects the answer of a pop pending for long (the worker is busy with a long
+task) and extends those leases as well. Failures in the thread are logged and
+retried, never fatal: the worst case is a redelivery, which at-least-once
+delivery allows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 
-from .connector import Connector
+from .connector import Connector, PendingPop
 
 
 class LeaseKeeper:
-    """Tracks receipts of one queue: held (running or prefetched) and done (to ack)."""
+    """Tracks receipts of one queue: held (leased by this worker) and done (to ack)."""
 
     def __init__(
         self, connector: Connector, queue: str, lease_seconds: float, logger: logging.Logger
@@ -26,11 +33,17 @@ class LeaseKeeper:
         self._queue = queue
         self._lease_seconds = lease_seconds
         self._logger = logger
-        self._held: dict[bytes, None] = {}
-        self._acks: list[bytes] = []
+        self._held: set[bytes] = set()
+        self._pending: list[PendingPop] = []
+        # appended to by the task threads without a lock (deque.append is atomic);
+        # only the takers (the stream, this thread) share a lock
+        self._acks: deque[bytes] = deque()
+        self._take_guard = threading.Lock()
         self._guard = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.done = self._acks.append
+        """``done(receipt)``: the task finished; acknowledge it soon (called once per task)."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f'sergeant-lease-{self._queue}', daemon=True)
@@ -38,29 +51,39 @@ class LeaseKeeper:
 
     def hold(self, receipts: Sequence[bytes]) -> None:
         with self._guard:
-            self._held.update(dict.fromkeys(receipts))
-
-    def done(self, receipt: bytes) -> None:
-        """The task finished: stop extending its lease and acknowledge it soon."""
-        with self._guard:
-            self._held.pop(receipt, None)
-            self._acks.append(receipt)
+            self._held.update(receipts)
 
     def forget(self, receipts: Sequence[bytes]) -> None:
-        """Stop tracking receipts that were settled some other way (dead-lettered, nacked)."""
+        """Stop tracking receipts that were acknowledged or settled some other way."""
+        if not receipts:
+            return
         with self._guard:
-            for receipt in receipts:
-                self._held.pop(receipt, None)
+            self._held.difference_update(receipts)
+
+    def watch(self, pending: PendingPop) -> None:
+        """Extend the leases of a pop in flight too, should it stay uncollected for long."""
+        with self._guard:
+            self._pending.append(pending)
+
+    def unwatch(self, pending: PendingPop) -> None:
+        with self._guard:
+            if pending in self._pending:
+                self._pending.remove(pending)
 
     def take_acks(self) -> list[bytes]:
-        with self._guard:
-            acks, self._acks = self._acks, []
-        return acks
+        """Acknowledgements to send; pass them to :meth:`acked` or :meth:`give_back_acks` after."""
+        take = self._acks.popleft
+        with self._take_guard:
+            return [take() for _ in range(len(self._acks))]
+
+    def acked(self, acks: Sequence[bytes]) -> None:
+        """The acknowledgements were sent: those leases are gone."""
+        self.forget(acks)
 
     def give_back_acks(self, acks: Sequence[bytes]) -> None:
         """Keep acknowledgements whose sending failed, to try again later."""
-        with self._guard:
-            self._acks[:0] = acks
+        with self._take_guard:
+            self._acks.extendleft(reversed(acks))
 
     def close(self) -> None:
         """Stop the thread and send the acknowledgements still waiting."""
@@ -74,6 +97,11 @@ class LeaseKeeper:
         while not self._stopping.wait(interval):
             with self._guard:
                 held = list(self._held)
+                pending = list(self._pending)
+            for waiting in pending:
+                # a failed pop leased nothing; the worker reports the same error
+                with contextlib.suppress(Exception):
+                    held += waiting.result().receipts
             try:
                 if held:
                     self._connector.extend_leases(self._queue, held, self._lease_seconds)
@@ -90,3 +118,5 @@ class LeaseKeeper:
         except Exception as error:
             self._logger.warning('could not acknowledge %d tasks, will retry: %s', len(acks), error)
             self.give_back_acks(acks)
+        else:
+            self.acked(acks)

@@ -9,6 +9,7 @@ never started back to the queue.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 from .broker import Broker, LeasedTask
 from .config import WorkerConfig
-from .connector import DeadLetter
+from .connector import CompletedPop, DeadLetter, Deliveries, PendingPop
 from .lease_keeper import LeaseKeeper
 from .objects import Task
 
@@ -53,7 +54,18 @@ class StreamEvents:
 
 
 class TaskStream:
-    """Iterate to receive tasks; call :meth:`settle` after each and :meth:`close` at the end."""
+    """Iterate to receive tasks; call :meth:`settle` after each and :meth:`close` at the end.
+
+    Prefetching (``Delivery.prefetch_tasks``): at most ``tasks_per_transaction +
+    prefetch`` tasks wait to run, counting the ones asked for by the pop in
+    flight. With nothing waiting, one transaction is popped (as without
+    prefetching); from then on, once half of that room (at least one transaction)
+    is free, the next pop is sent at once, carrying the acknowledgements so far,
+    and its answer is only read when the tasks already here are used up. So the
+    round trip and the broker's work overlap with decoding and running tasks, and
+    one-task transactions share round trips. With no prefetch, a transaction is
+    fetched when the previous one is done.
+    """
 
     def __init__(
         self,
@@ -70,45 +82,125 @@ class TaskStream:
         self._keeper = keeper
         self._should_stop = should_stop
         self._prefetched: deque[LeasedTask] = deque()
-        self.delivered = 0
+        self._pending: _Request | None = None
+        self._ack = keeper.done if keeper is not None else None
+        self._accepted = 0  # tasks ever put into _prefetched
+        self._limit = config.max_tasks_per_run
+        per_transaction = config.tasks_per_transaction
+        prefetch = config.delivery.prefetch_tasks(per_transaction) if keeper is not None else 0
+        self._room = per_transaction + prefetch
+        # the smallest pop sent ahead: half the room, and at least one transaction
+        self._ahead = max(per_transaction, (self._room + 1) // 2) if prefetch else 0
 
     def __iter__(self) -> Iterator[LeasedTask]:
-        limit = self._config.max_tasks_per_run
+        prefetched = self._prefetched
+        take = prefetched.popleft
         idle_sleep = _MIN_IDLE_SLEEP
         idle_since = time.monotonic()
         starvation_reported_at = 0.0
-        while not self._should_stop() and (limit == 0 or self.delivered < limit):
-            wanted = self._config.tasks_per_transaction
-            if limit:
-                wanted = min(wanted, limit - self.delivered)
-            if not self._fetch(wanted):
-                time.sleep(idle_sleep)
-                idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
-                starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
+        while not self._should_stop():  # looked up each time: a threaded executor wraps it
+            if self._limit and self._accepted - len(prefetched) >= self._limit:
+                return
+            if self._pending is None:
+                self._send_if_room(len(prefetched))
+            if not prefetched:
+                if not self._refill():
+                    time.sleep(idle_sleep)
+                    idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
+                    starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
+                    continue
+                idle_sleep = _MIN_IDLE_SLEEP
+                idle_since = time.monotonic()
+                starvation_reported_at = 0.0
                 continue
-            idle_sleep = _MIN_IDLE_SLEEP
-            idle_since = time.monotonic()
-            starvation_reported_at = 0.0
-            while self._prefetched and not self._should_stop():
-                self.delivered += 1
-                yield self._prefetched.popleft()
+            if self._pending is not None or not self._ahead:
+                # nothing to send before these are used up (limits were applied when asking)
+                while prefetched and not self._should_stop():
+                    yield take()
+                continue
+            yield take()
 
-    def _fetch(self, wanted: int) -> bool:
-        acks = self._keeper.take_acks() if self._keeper else []
+    def _send_if_room(self, buffered: int) -> None:
+        """Send the next pop when ``buffered`` tasks leave room for it (see the class docstring)."""
+        per_transaction = self._config.tasks_per_transaction
+        # nothing waiting (start, or an idle queue): one transaction, as without prefetching
+        wanted = self._room - buffered if buffered else per_transaction
+        if self._limit:
+            wanted = min(wanted, self._limit - self.delivered - buffered)
+        if wanted <= 0 or (buffered and not (self._ahead and wanted >= self._ahead)):
+            return
+        if wanted > per_transaction:
+            wanted -= wanted % per_transaction  # whole transactions
+        keeper = self._keeper
+        acks = keeper.take_acks() if keeper is not None else []
         try:
-            popped = self._broker.pop_tasks(self._queue, wanted, self._config.delivery.lease, acks)
-        except Exception as error:
-            if self._keeper:
-                self._keeper.give_back_acks(acks)
-            self._events.fetch_failed(error)
+            pending = self._broker.begin_pop_tasks(self._queue, wanted, self._config.delivery.lease, acks)
+        except Exception as error:  # connectors report errors through result(); this is a bug's safety net
+            pending = CompletedPop(error=error)
+        if keeper is not None:
+            keeper.watch(pending)
+        self._pending = _Request(pending, acks)
+
+    def _refill(self) -> bool:
+        """Collect the pop in flight into the prefetched tasks; False when it brought nothing.
+
+        The next pop is sent before these are decoded, so the broker works on it
+        meanwhile.
+        """
+        request = self._pending
+        deliveries = self._receive()
+        if deliveries is None or not deliveries.payloads:
             return False
+        assert request is not None
+        if self._ahead:
+            self._send_if_room(len(deliveries.payloads))
+        self._accept(deliveries, request.pending)
+        return True
+
+    def _receive(self) -> Deliveries | None:
+        """The answer of the pop in flight, its acks settled; None when there is none or it failed."""
+        request, self._pending = self._pending, None
+        if request is None:
+            return None
+        keeper = self._keeper
+        try:
+            deliveries = request.pending.result()
+        except Exception as error:
+            if keeper is not None:
+                keeper.unwatch(request.pending)
+                keeper.give_back_acks(request.acks)
+            self._events.fetch_failed(error)
+            return None
+        if keeper is not None:
+            keeper.acked(request.acks)
+        return deliveries
+
+    def _accept(self, deliveries: Deliveries, pending: PendingPop) -> None:
+        """Decode received deliveries into the prefetched tasks and hold their leases."""
+        keeper = self._keeper
+        try:
+            popped = self._broker.decode_deliveries(self._queue, deliveries)
+        except Exception as error:
+            self._events.fetch_failed(error)
+            return
+        finally:
+            if keeper is not None:
+                keeper.unwatch(pending)
         for letter in popped.dead_lettered:
             self._events.dead_lettered(letter)
-        fresh = [leased for leased in popped.tasks if not self._exhausted(leased)]
-        if self._keeper:
-            self._keeper.hold([leased.receipt for leased in fresh])
+        fresh = popped.tasks
+        if self._config.max_retries:
+            fresh = [leased for leased in fresh if not self._exhausted(leased)]
+        if keeper is not None:
+            everything = len(fresh) == len(deliveries.receipts)
+            keeper.hold(deliveries.receipts if everything else [leased.receipt for leased in fresh])
         self._prefetched.extend(fresh)
-        return bool(popped.tasks or popped.dead_lettered)
+        self._accepted += len(fresh)
+
+    @property
+    def delivered(self) -> int:
+        """How many tasks the iteration handed out so far."""
+        return self._accepted - len(self._prefetched)
 
     def _exhausted(self, leased: LeasedTask) -> bool:
         max_retries = self._config.max_retries
@@ -131,16 +223,26 @@ class TaskStream:
 
     def settle(self, leased: LeasedTask, outcome: Outcome) -> None:
         """Acknowledge a finished task, or dead-letter it when it used up its retries."""
-        if outcome is Outcome.MAX_RETRIES:
-            reason = f'max retries ({self._config.max_retries}) exhausted'
-            self._broker.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
-            if self._keeper:
-                self._keeper.forget([leased.receipt])
-        elif self._keeper:
-            self._keeper.done(leased.receipt)
+        if outcome is not _MAX_RETRIES:
+            if self._ack is not None:
+                self._ack(leased.receipt)
+            return
+        reason = f'max retries ({self._config.max_retries}) exhausted'
+        self._broker.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
+        if self._keeper:
+            self._keeper.forget([leased.receipt])
 
     def close(self) -> None:
         """Hand prefetched tasks that never started back to the queue, then flush acks."""
+        try:
+            request = self._pending
+            deliveries = self._receive()
+            if request is not None and deliveries is not None:
+                self._accept(deliveries, request.pending)
+        finally:
+            self._hand_back()
+
+    def _hand_back(self) -> None:
         unstarted = [leased.receipt for leased in self._prefetched]
         if self._keeper is None:
             # at-most-once: popping deleted them, so they are pushed again
@@ -154,3 +256,14 @@ class TaskStream:
                 self._keeper.forget(unstarted)
         finally:
             self._keeper.close()
+
+
+@dataclasses.dataclass(slots=True)
+class _Request:
+    """A pop in flight and the acknowledgements it carries."""
+
+    pending: PendingPop
+    acks: list[bytes]
+
+
+_MAX_RETRIES = Outcome.MAX_RETRIES

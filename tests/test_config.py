@@ -28,6 +28,9 @@ from sergeant.connector import create_connector
         (lambda: config.Starvation(time_with_no_tasks=0), 'starvation.time_with_no_tasks'),
         (lambda: config.Delivery(guarantee='exactly_once'), 'delivery.guarantee'),
         (lambda: config.Delivery(lease_seconds=0), 'delivery.lease_seconds'),
+        (lambda: config.Delivery(prefetch=-1), 'delivery.prefetch'),
+        (lambda: config.Delivery(prefetch=2.5), 'delivery.prefetch'),
+        (lambda: config.Delivery(prefetch=True), 'delivery.prefetch'),
         (lambda: config.WorkerConfig(name='w', timeouts=30), 'timeouts'),
     ],
 )
@@ -87,3 +90,14 @@ def test_bad_local_params_name_the_field(params: dict[str, Any], field: str) -> 
 def test_unknown_connector_type_is_refused_by_the_registry() -> None:
     with pytest.raises(ConfigError, match=r'connector\.type'):
         create_connector('kafka', {})
+
+
+def test_prefetch_defaults_to_one_transaction_and_at_least_16_tasks() -> None:
+    assert config.Delivery().prefetch_tasks(1) == 16
+    assert config.Delivery().prefetch_tasks(1000) == 1000
+    assert config.Delivery(prefetch=0).prefetch_tasks(1000) == 0
+    assert config.Delivery(prefetch=3).prefetch_tasks(1) == 3
+
+
+def test_at_most_once_never_prefetches() -> None:
+    assert config.Delivery(guarantee='at_most_once', prefetch=50).prefetch_tasks(10) == 0

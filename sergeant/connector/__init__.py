@@ -11,14 +11,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+from .base import (
+    CompletedPop,
+    Connector,
+    DeadLetter,
+    Deliveries,
+    Lock,
+    Message,
+    PendingPop,
+    Priority,
+    check_priority,
+)
 
 __all__ = [
     'CONNECTOR_TYPES',
+    'CompletedPop',
     'Connector',
     'DeadLetter',
+    'Deliveries',
     'Lock',
     'Message',
+    'PendingPop',
     'Priority',
     'check_priority',
     'create_connector',

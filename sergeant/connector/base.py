@@ -19,6 +19,9 @@ Delivery model
 * A receipt names one *delivery*, not one item: after a lease expired and the item
   was delivered again, the first receipt no longer acknowledges anything.
 * Each queue has a dead-letter queue holding :class:`DeadLetter` entries.
+* ``begin_pop`` (optional) sends a pop and returns a :class:`PendingPop` whose
+  answer is read later, so a worker's next tasks travel while it runs the
+  current ones. The default pops at once; the Redis connector overrides it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,56 @@ class DeadLetter:
     payload: bytes
     reason: str
     failed_at: float = dataclasses.field(default_factory=time.time)
+
+
+@dataclasses.dataclass(slots=True)
+class Deliveries:
+    """The messages of one pop as three parallel lists (see :meth:`Connector.begin_pop`).
+
+    The same information as a list of :class:`Message`, without an object per
+    message: the worker's hot path reads thousands of them per second.
+    """
+
+    payloads: list[bytes]
+    receipts: list[bytes]
+    delivery_counts: list[int]
+
+    @classmethod
+    def of(cls, messages: Sequence[Message]) -> Deliveries:
+        return cls(
+            [message.payload for message in messages],
+            [message.receipt for message in messages],
+            [message.delivery_count for message in messages],
+        )
+
+
+class PendingPop(abc.ABC):
+    """A pop that was sent to the backend; :meth:`result` collects its answer.
+
+    Items are leased from the moment the backend ran the pop, not from the call to
+    ``result``. ``result`` may be called from any thread, any number of times: the
+    first call waits for the answer (or its error), later calls return (or raise)
+    the same. The caller must call it once eventually, so the connection it uses
+    is free again.
+    """
+
+    @abc.abstractmethod
+    def result(self) -> Deliveries:
+        """The popped messages; raises ConnectorError when the pop failed."""
+
+
+class CompletedPop(PendingPop):
+    """A pending pop whose answer (or error) is already known."""
+
+    def __init__(self, deliveries: Deliveries | None = None, error: Exception | None = None) -> None:
+        self._deliveries = deliveries
+        self._error = error
+
+    def result(self) -> Deliveries:
+        if self._error is not None:
+            raise self._error
+        assert self._deliveries is not None
+        return self._deliveries
 
 
 def check_priority(priority: str) -> Priority:
@@ -166,6 +219,25 @@ class Connector(abc.ABC):
         receipts to acknowledge first, in the same round trip where the backend
         allows it.
         """
+
+    def begin_pop(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> PendingPop:
+        """Optional: send a ``pop`` now and collect its answer later.
+
+        Same meaning as :meth:`pop`; a worker calls it to have the next tasks
+        travel while it runs the current ones. The default pops at once and
+        returns the answer (or the error) as a :class:`CompletedPop`; a backend
+        that can leave a request in flight overrides it.
+        """
+        try:
+            return CompletedPop(Deliveries.of(self.pop(queue, count, lease_seconds, ack)))
+        except Exception as error:
+            return CompletedPop(error=error)
 
     @abc.abstractmethod
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

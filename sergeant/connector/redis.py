@@ -4,11 +4,16 @@ With several ``nodes`` (independent servers, as in Sergeant 0.27) each push goes
 the next node round robin, and a pop starts at a rotating node and moves on to
 the next ones until it has ``count`` items; order therefore holds per node only.
 A receipt is one node byte followed by the stored item, so acks, nacks, lease
-extensions and dead-lettering go back to the node the message came from. A
+extensions and dead-lettering go back to the node the message came from (with
+a single node the receipt is the stored item alone: nothing to route). A
 queue's dead letters, keys and locks live on the node picked by a CRC32 of their
 name. Per-node work, the key layout and the item format are in
 :mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
 Needs Redis 6.2 or later (LPOP with a count, ZMSCORE, SET ... GET).
+
+With one node, :meth:`RedisConnector.begin_pop` sends a worker's next pop on a
+connection of its own and reads the answer only when the worker needs it, so
+the round trip overlaps with running tasks (:class:`~.redis_node.PopChannel`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import itertools
 import math
 import secrets
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -26,10 +32,22 @@ from typing import Any, ParamSpec, TypeVar, cast
 import redis
 
 from ..errors import ConnectorError
-from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+from .base import (
+    CompletedPop,
+    Connector,
+    DeadLetter,
+    Deliveries,
+    Lock,
+    Message,
+    PendingPop,
+    Priority,
+    check_priority,
+)
 from .redis_node import (
     HEADER_SIZE,
     ID_SIZE,
+    PopChannel,
+    QueueKeys,
     RedisNode,
     decode_dead_letter,
     encode_dead_letter,
@@ -63,9 +81,50 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
 def _messages(prefix: bytes, items: list[bytes], leased: bool) -> list[Message]:
     counter = _COUNTER.unpack_from
     if leased:
+        if not prefix:
+            return [Message(item[HEADER_SIZE:], item, counter(item, ID_SIZE)[0]) for item in items]
         return [Message(item[HEADER_SIZE:], prefix + item, counter(item, ID_SIZE)[0]) for item in items]
     # Popping deleted the items: there is nothing a receipt could settle.
     return [Message(item[HEADER_SIZE:], b'', counter(item, ID_SIZE)[0]) for item in items]
+
+
+def _deliveries(items: list[bytes], leased: bool) -> Deliveries:
+    """The Deliveries of items popped from the only node (receipts are the items)."""
+    counter = _COUNTER.unpack_from
+    return Deliveries(
+        [item[HEADER_SIZE:] for item in items],
+        items if leased else [b''] * len(items),
+        [counter(item, ID_SIZE)[0] for item in items],
+    )
+
+
+def _connector_error(operation: str, error: redis.RedisError) -> ConnectorError:
+    wrapped = ConnectorError(f'Redis {operation} failed: {error}')
+    wrapped.__cause__ = error
+    return wrapped
+
+
+class _SentPop(PendingPop):
+    """A pop in flight on a node's :class:`PopChannel`; the first ``result`` reads it."""
+
+    def __init__(
+        self, channel: PopChannel, keys: QueueKeys, count: int, lease_ms: int, acks: list[bytes]
+    ) -> None:
+        self._channel = channel
+        self._arguments = (keys, count, lease_ms, acks)
+        self._guard = threading.Lock()
+        self._answer: CompletedPop | None = None
+
+    def result(self) -> Deliveries:
+        with self._guard:
+            if self._answer is None:
+                keys, count, lease_ms, acks = self._arguments
+                try:
+                    items = self._channel.read(keys, count, lease_ms, acks)
+                    self._answer = CompletedPop(_deliveries(items, lease_ms >= 0))
+                except redis.RedisError as error:
+                    self._answer = CompletedPop(error=_connector_error('pop', error))
+        return self._answer.result()
 
 
 def _lease_ms(lease_seconds: float) -> int:
@@ -83,7 +142,11 @@ class RedisConnector(Connector):
         except BaseException:
             self.close()
             raise
-        self._prefixes = [bytes([index]) for index in range(len(self._nodes))]
+        # a receipt is the node's index byte then the stored item; with one node, just the item
+        self._prefixes = (
+            [bytes([index]) for index in range(len(self._nodes))] if len(self._nodes) > 1 else [b'']
+        )
+        self._channel = PopChannel(self._nodes[0]) if len(self._nodes) == 1 else None
         self._push_turn = itertools.count(secrets.randbelow(len(self._nodes)))
         self._pop_turn = itertools.count(secrets.randbelow(len(self._nodes)))
 
@@ -101,8 +164,8 @@ class RedisConnector(Connector):
         """Stored items of the receipts, grouped by node; unknown receipts are dropped."""
         nodes = len(self._nodes)
         if nodes == 1:
-            items = [receipt[1:] for receipt in receipts if receipt[:1] == b'\x00']
-            return {0: items} if items else {}
+            # one node: the receipt is the stored item itself
+            return {0: list(receipts)} if receipts else {}
         groups: dict[int, list[bytes]] = {}
         for receipt in receipts:
             if receipt and receipt[0] < nodes:
@@ -151,6 +214,32 @@ class RedisConnector(Connector):
                 items = self._nodes[index].pop(keys, wanted, lease_ms, node_acks)
                 messages += _messages(self._prefixes[index], items, lease_ms >= 0)
         return messages
+
+    def begin_pop(
+        self,
+        queue: str,
+        count: int,
+        lease_seconds: float | None,
+        ack: Sequence[bytes] = (),
+    ) -> PendingPop:
+        """Send the pop on a connection of its own and read the answer in ``result``.
+
+        One node only, one pop in flight: otherwise (several nodes, or a pop of
+        this connector still in flight) it pops at once, as the contract's default.
+        """
+        channel = self._channel
+        if channel is None:
+            return super().begin_pop(queue, count, lease_seconds, ack)
+        keys = queue_keys(queue)
+        lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
+        acks = self._by_node(ack).get(0, []) if ack else []
+        try:
+            sent = channel.try_send(keys, count, lease_ms, acks)
+        except redis.RedisError as error:
+            return CompletedPop(error=_connector_error('pop', error))
+        if not sent:
+            return super().begin_pop(queue, count, lease_seconds, ack)
+        return _SentPop(channel, keys, count, lease_ms, acks)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

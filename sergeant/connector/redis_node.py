@@ -26,9 +26,11 @@ import functools
 import importlib.resources
 import os
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
+import hiredis
 import redis
 
 ID_SIZE = 16
@@ -91,6 +93,11 @@ def _script_source(name: str) -> str:
     return importlib.resources.files(__package__).joinpath(f'lua/{name}.lua').read_text('utf-8')
 
 
+def _pop_args(count: int, lease_ms: int, acks: Sequence[bytes]) -> tuple[Any, ...]:
+    """ARGV of pop.lua; the upkeep batch never falls below 100 items."""
+    return (count, lease_ms, max(count, 100), *acks)
+
+
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
@@ -141,11 +148,14 @@ class RedisNode:
             pipe.execute()
 
     def pop(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> list[bytes]:
-        batch = max(count, 100)
         items: list[bytes] = self._pop(
-            (keys.ready, keys.delayed, keys.leased), (count, lease_ms, batch, *acks)
+            (keys.ready, keys.delayed, keys.leased), _pop_args(count, lease_ms, acks)
         )
         return items
+
+    @property
+    def pop_sha(self) -> str:
+        return str(self._pop.sha)
 
     def ack(self, keys: QueueKeys, items: Sequence[bytes]) -> int:
         if len(items) <= CHUNK:
@@ -208,3 +218,76 @@ class RedisNode:
 
     def set_lock_ttl(self, name: str, token: bytes, ttl: int) -> bool:
         return bool(self._lock_set_ttl((lock_name(name),), (token, ttl)))
+
+
+class PopChannel:
+    """A connection of one node reserved for pops whose answer is read later.
+
+    redis-py's client takes a pooled connection for each command and waits for
+    the answer. A worker instead sends the next pop (a ZREM of the acknowledged
+    leases, then one EVALSHA of pop.lua, in one write) and reads the answer once
+    it needs the tasks, so Redis pops while the worker
+    runs the current ones. At most one pop is in flight: :meth:`try_send` returns
+    False while the channel is busy, and :meth:`read` frees it. The connection
+    comes from the client's pool and is replaced after an error or a fork.
+    """
+
+    def __init__(self, node: RedisNode) -> None:
+        self._node = node
+        self._connection: Any = None  # a redis.connection.Connection (untyped in redis-py)
+        self._pid = 0
+        self._busy = threading.Lock()
+
+    def try_send(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> bool:
+        """Send a pop; False (nothing sent) while another pop is in flight."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            pop = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(count, lease_ms, ()))
+            commands = [hiredis.pack_command(pop)]
+            if acks:
+                # a plain ZREM ahead of the script, in the same write: Redis skips turning
+                # every receipt into a Lua string and back
+                zrem: tuple[Any, ...] = ('ZREM', keys.leased, *acks)
+                commands.insert(0, hiredis.pack_command(zrem))
+            self._take_connection().send_packed_command(commands)
+        except BaseException:
+            self._drop()
+            self._busy.release()
+            raise
+        return True
+
+    def read(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> list[bytes]:
+        """The popped items of the pop in flight (sent with these arguments); frees the channel."""
+        assert self._connection is not None
+        try:
+            if acks:
+                self._connection.read_response()  # how many of the acks were still leased
+            try:
+                items: list[bytes] = self._connection.read_response()
+            except redis.exceptions.NoScriptError:
+                # the script did not run (the acks did): pop again through the client, which loads it
+                return self._node.pop(keys, count, lease_ms, ())
+        except BaseException:
+            self._drop()
+            raise
+        finally:
+            self._busy.release()
+        return items
+
+    def _take_connection(self) -> Any:
+        if self._connection is None or self._pid != os.getpid():
+            pool = self._node.client.connection_pool
+            try:
+                connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 wants a command name
+                connection = pool.get_connection('EVALSHA')
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _drop(self) -> None:
+        """Forget the connection after an error: its state is unknown."""
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            connection.disconnect()
+            self._node.client.connection_pool.release(connection)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from .. import config
 from ..errors import EncodingError, SignatureError
 from .compressor import COMPRESSORS, Compressor
-from .serializer import SERIALIZERS, Serializer
+from .serializer import SERIALIZERS, JsonSerializer, PickleSerializer, Serializer
 
 __all__ = ['Encoder']
 
@@ -31,6 +35,12 @@ class Encoder:
         )
         key = settings.signing_key
         self._key = key.encode() if isinstance(key, str) else key
+        self.plain_loads: Callable[[bytes], Any] | None = None
+        """Without signing or compression: the serializer's bare ``loads``, which
+        raises whatever its library raises (callers treat any Exception as an
+        undecodable payload). Hot paths call it directly; None otherwise."""
+        if self._key is None and self.compressor is None:
+            self.plain_loads = _bare_loads(self.serializer)
 
     def encode(self, value: Any) -> bytes:
         try:
@@ -54,3 +64,12 @@ class Encoder:
             return self.serializer.loads(data)
         except Exception as error:
             raise EncodingError(f'cannot decode payload: {type(error).__name__}: {error}') from error
+
+
+def _bare_loads(serializer: Serializer) -> Callable[[bytes], Any]:
+    """The serializer's ``loads``, without the method call around a C function where there is one."""
+    if type(serializer) is PickleSerializer:
+        return pickle.loads
+    if type(serializer) is JsonSerializer:
+        return orjson.loads
+    return serializer.loads

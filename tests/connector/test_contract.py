@@ -409,3 +409,31 @@ def test_expired_lock_can_be_taken_and_stale_owner_cannot_release_it(
 
 def test_ping_answers_true(connector: Connector) -> None:
     assert connector.ping() is True
+
+
+# -- optional: pops sent ahead ------------------------------------------------------
+
+
+def test_begin_pop_leases_at_once_and_result_brings_the_items(connector: Connector, name: str) -> None:
+    connector.push(name, [b'a', b'b', b'c'])
+    [first] = connector.pop(name, 1, lease_seconds=30)
+
+    pending = connector.begin_pop(name, 5, lease_seconds=30, ack=[first.receipt])
+    deliveries = pending.result()
+
+    assert deliveries.payloads == [b'b', b'c']
+    assert deliveries.delivery_counts == [1, 1]
+    assert pending.result() is deliveries or pending.result() == deliveries, 'result() can be read again'
+    assert connector.in_flight(name) == 2, 'the ack rode along; the two popped items are leased'
+    assert connector.ack(name, deliveries.receipts) == 2
+    assert connector.in_flight(name) == 0
+
+
+def test_begin_pop_at_most_once_deletes(connector: Connector, name: str) -> None:
+    connector.push(name, [b'a'])
+
+    deliveries = connector.begin_pop(name, 5, lease_seconds=None).result()
+
+    assert deliveries.payloads == [b'a']
+    assert connector.in_flight(name) == 0
+    assert connector.length(name) == 0

@@ -456,3 +456,46 @@ def test_connector_recovers_after_a_server_restart(
         assert connector.ping() is True
         connector.push(name, [b'after'])
         assert [m.payload for m in connector.pop(name, 5, lease_seconds=None)] == [b'after']
+
+
+def test_a_pop_sent_ahead_leases_before_its_answer_is_read(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    one.push(name, [b'a', b'b'])
+
+    pending = one.begin_pop(name, 1, lease_seconds=30)
+    deadline = time.monotonic() + 5
+    while one.in_flight(name) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert one.in_flight(name) == 1, 'Redis ran the pop before anyone read its answer'
+    second = one.begin_pop(name, 1, lease_seconds=30)  # the channel is busy: popped at once
+    assert second.result().payloads == [b'b']
+    assert pending.result().payloads == [b'a']
+
+
+def test_a_pop_sent_ahead_survives_a_script_flush(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    one.push(name, [b'a'])
+    raw[0].script_flush()
+
+    assert one.begin_pop(name, 1, lease_seconds=30).result().payloads == [b'a']
+    assert one.in_flight(name) == 1
+
+
+def test_a_pop_sent_ahead_reports_a_lost_server_as_connector_error(
+    tmp_path_factory: pytest.TempPathFactory, make: Factory, name: str
+) -> None:
+    with running_redis(tmp_path_factory.mktemp('redis-ahead')) as server:
+        connector = make({'url': server.url})
+        connector.push(name, [b'a'])
+        assert connector.begin_pop(name, 1, lease_seconds=30).result().payloads == [b'a']
+
+        server.stop()
+        with pytest.raises(ConnectorError):
+            connector.begin_pop(name, 1, lease_seconds=30).result()
+
+        server.start()
+        connector.push(name, [b'b'])
+        assert connector.begin_pop(name, 1, lease_seconds=30).result().payloads == [b'b']

@@ -1,0 +1,141 @@
+"""Prefetching: the next tasks are leased while the current ones run, bounded, and handed back on stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sergeant import Task, config
+
+from .conftest import ConfiguredWorker
+from .test_work_loop import Recorder
+
+Build = Callable[..., Any]
+
+
+class InFlightObserver(Recorder):
+    """Records how many tasks are leased (running, prefetched or being fetched) as each task runs."""
+
+    def work(self, task: Task) -> Any:
+        self.calls.append(('in_flight', self.broker.connector.in_flight('tasks')))
+        return super().work(task)
+
+
+@pytest.fixture(params=['local', 'redis'])
+def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[config.Connector]:
+    if request.param == 'local':
+        yield config.Connector(type='local', params={'file_path': str(tmp_path / 'broker.sqlite3')})
+        return
+    from tests.servers.redis import running_redis
+
+    with running_redis(tmp_path / 'redis') as server:
+        yield config.Connector(type='redis', params={'url': server.url})
+
+
+def test_stop_hands_prefetched_tasks_back(build_worker: Build, connector: config.Connector) -> None:
+    worker = build_worker(
+        Recorder, connector=connector, delivery=config.Delivery(lease_seconds=30, prefetch=8)
+    )
+    worker.push_tasks([{'n': n, 'action': 'stop' if n == 1 else 'succeed'} for n in range(10)])
+
+    summary = worker.work_loop()
+
+    assert summary['stop'] is True
+    assert worker.events('work') == [(0, 0), (1, 0)]
+    assert worker.broker.connector.in_flight('tasks') == 0, 'nothing stays leased'
+    handed_back = worker.get_next_tasks(20)
+    assert [task.kwargs['n'] for task in handed_back] == list(range(2, 10)), 'in order, at the head'
+    assert all(task.run_count == 0 for task in handed_back), 'a hand-back is not a delivery'
+
+
+@pytest.mark.parametrize(
+    ('tasks_per_transaction', 'prefetch', 'most_leased'),
+    [(1, 0, 1), (3, 0, 3), (1, 4, 1 + 4 + 1), (2, 2, 2 + 2 + 1)],
+)
+def test_prefetch_bounds_the_leased_tasks(
+    build_worker: Build,
+    connector: config.Connector,
+    tasks_per_transaction: int,
+    prefetch: int,
+    most_leased: int,
+) -> None:
+    worker = build_worker(
+        InFlightObserver,
+        connector=connector,
+        max_tasks_per_run=20,
+        tasks_per_transaction=tasks_per_transaction,
+        delivery=config.Delivery(lease_seconds=30, prefetch=prefetch),
+    )
+    worker.push_tasks([{'n': n} for n in range(30)])
+
+    worker.work_loop()
+
+    leased = worker.events('in_flight')
+    assert worker.events('on_success') == list(range(20))
+    # waiting tasks (received or asked for) stay within tasks_per_transaction + prefetch;
+    # the running one comes on top
+    assert max(leased) <= most_leased
+    if prefetch:
+        assert max(leased) > tasks_per_transaction, 'tasks were fetched ahead'
+    assert worker.broker.connector.in_flight('tasks') == 0
+    assert worker.number_of_enqueued_tasks() == 10, 'max_tasks_per_run bounds what is taken'
+
+
+def test_at_most_once_takes_one_transaction_at_a_time(
+    build_worker: Build, connector: config.Connector
+) -> None:
+    class QueueObserver(Recorder):
+        def work(self, task: Task) -> Any:
+            self.calls.append(('queued', self.number_of_enqueued_tasks()))
+            return super().work(task)
+
+    worker = build_worker(
+        QueueObserver,
+        connector=connector,
+        max_tasks_per_run=4,
+        delivery=config.Delivery(guarantee='at_most_once'),
+    )
+    worker.push_tasks([{'n': n} for n in range(4)])
+
+    worker.work_loop()
+
+    assert worker.events('queued') == [3, 2, 1, 0]
+
+
+def test_leases_of_a_pop_in_flight_are_kept_during_a_long_task(
+    build_worker: Build, connector: config.Connector
+) -> None:
+    started = threading.Event()
+
+    class SlowSecond(ConfiguredWorker):
+        def work(self, task: Task) -> Any:
+            if task.kwargs['n'] == 1:
+                started.set()
+                time.sleep(2.5)
+
+    # room for two waiting tasks: while task 1 runs, the pop of task 2 is in flight
+    worker = build_worker(
+        SlowSecond,
+        connector=connector,
+        max_tasks_per_run=3,
+        delivery=config.Delivery(lease_seconds=0.6, prefetch=1),
+    )
+    worker.push_tasks([{'n': n} for n in range(3)])
+    loop = threading.Thread(target=worker.work_loop)
+    loop.start()
+    assert started.wait(timeout=10)
+    other = worker.broker.connector.__class__.from_params(connector.params)  # type: ignore[attr-defined]
+    stolen: list[object] = []
+    while loop.is_alive():
+        stolen.extend(other.pop('tasks', 1, lease_seconds=10))
+        time.sleep(0.1)
+    loop.join()
+
+    assert stolen == [], 'a prefetched task must not be delivered to another worker'
+    assert worker.broker.connector.in_flight('tasks') == 0
+    assert worker.number_of_enqueued_tasks() == 0
