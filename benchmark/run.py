@@ -1,0 +1,120 @@
+"""``make bench``: this repository's Sergeant against Sergeant 0.27.0, side by side on one Redis.
+
+Starts a private ``redis-server`` (loopback TCP and a unix socket, no
+persistence), builds 0.27.0's own virtual environment on first use, keeps idle
+CPUs polling and, for each CPU placement (``harness/placement.py``; by default
+Redis and the worker on separate CPUs), measures the PING round trip and runs
+every mode for every contender through the drivers. Writes
+``benchmark/results/latest.md`` and ``latest.json`` and prints the Markdown
+report. See ``benchmark/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import envs, facts, latency, measure, placement, report
+from harness.server import RedisServer, running_redis
+
+RESULTS_DIR = envs.BENCHMARK_DIR / 'results'
+
+MODES = [
+    measure.Mode('push_single', 'single push', 20_000, 0.9),
+    measure.Mode('push_bulk', 'bulk push', 100_000, 1.5),
+    measure.Mode('consume_single', 'consume single', 20_000, 2.0),
+    measure.Mode('consume_batch', 'consume batch', 100_000, 1.5),
+]
+PLACEMENTS = ['split', 'shared']
+DEFAULT_PLACEMENTS = ['split']
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument('--repeats', type=int, default=3, help='runs per mode and contender (default 3)')
+    parser.add_argument('--scale', type=float, default=1.0, help='multiply every task count (default 1)')
+    parser.add_argument('--modes', nargs='+', choices=[mode.key for mode in MODES], help='only these modes')
+    parser.add_argument(
+        '--placements',
+        nargs='+',
+        choices=PLACEMENTS,
+        default=DEFAULT_PLACEMENTS,
+        help='CPU placements to run',
+    )
+    parser.add_argument('--allow-idle', action='store_true', help='let idle CPUs halt (no PM QoS request)')
+    parser.add_argument(
+        '--profile', action='store_true', help='add one cProfile run per cell, first placement only'
+    )
+    return parser.parse_args()
+
+
+def measure_placement(
+    where: placement.Placement,
+    server: RedisServer,
+    modes: list[measure.Mode],
+    interpreters: tuple[Path, Path],
+    arguments: argparse.Namespace,
+    profile: bool,
+) -> dict[str, Any]:
+    """Latency, all runs, optional profiles and the summary of one placement."""
+    entrants = measure.contenders(server, *interpreters)
+    where.pin_redis(server.pid)
+    pings = latency.measure_latency(server, where, list(interpreters))
+    runs = measure.run_all(entrants, modes, server, where, arguments.repeats, arguments.scale)
+    profiles = (
+        measure.profile_all(entrants, modes, server, where, arguments.scale, RESULTS_DIR / 'profiles')
+        if profile
+        else {}
+    )
+    return {
+        'label': where.label,
+        'where': where.describe(),
+        'latency': pings,
+        'runs': runs,
+        'profiles': profiles,
+        'summary': report.summarise(modes, runs),
+    }
+
+
+def write_results(text: str, record: dict[str, Any]) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / 'latest.md').write_text(text)
+    (RESULTS_DIR / 'latest.json').write_text(json.dumps(record, indent=2, default=str) + '\n')
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    modes = [mode for mode in MODES if not arguments.modes or mode.key in arguments.modes]
+    interpreters = (envs.ours_python(), envs.sergeant027_python())
+    record: dict[str, Any] = {
+        'generated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'settings': {
+            'repeats': arguments.repeats,
+            'scale': arguments.scale,
+            'statistic': 'best',
+            'allow_idle': arguments.allow_idle,
+        },
+        'placements': {},
+    }
+    with running_redis() as server, placement.polling_idle(not arguments.allow_idle) as idle:
+        record['facts'] = {**facts.collect(*interpreters, server.version), 'idle CPUs': idle}
+        for index, where in enumerate(placement.available(arguments.placements)):
+            record['placements'][where.key] = measure_placement(
+                where, server, modes, interpreters, arguments, arguments.profile and index == 0
+            )
+        entrants = measure.contenders(server, *interpreters)
+    record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
+    text = report.markdown(modes, entrants, record)
+    write_results(text, record)
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
