@@ -111,6 +111,7 @@ class RedisNode:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._push_channel = DirectChannel(client)
         register = client.register_script
         self._pop = register(_script_source('pop'))
         self._nack = register(_script_source('nack'))
@@ -128,7 +129,9 @@ class RedisNode:
         # LPUSH a b puts b first: reversed, the batch keeps its order at the head.
         items = items[::-1] if at_head else items
         if len(items) <= CHUNK:
-            (self.client.lpush if at_head else self.client.rpush)(keys.ready, *items)
+            # one command on a connection of our own: redis-py's per-command machinery
+            # costs more client CPU than the round trip itself
+            self._push_channel.call(('LPUSH' if at_head else 'RPUSH', keys.ready, *items))
             return
         with self.client.pipeline(transaction=True) as pipe:
             push = pipe.lpush if at_head else pipe.rpush
@@ -291,3 +294,43 @@ class PopChannel:
         if connection is not None and self._pid == os.getpid():
             connection.disconnect()
             self._node.client.connection_pool.release(connection)
+
+
+class DirectChannel:
+    """Sends one packed command at a time on a pooled connection kept for this channel."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._connection: Any = None  # a redis.connection.Connection (untyped in redis-py)
+        self._pid = 0
+        self._guard = threading.Lock()
+
+    def call(self, command: tuple[Any, ...]) -> Any:
+        packed = [hiredis.pack_command(command)]
+        with self._guard:
+            reused = self._connection is not None and self._pid == os.getpid()
+            try:
+                return self._send(packed, command[0])
+            except redis.exceptions.ConnectionError:
+                if not reused:
+                    raise
+            # a kept connection may have gone stale (server restarted): one fresh try,
+            # as redis-py does for its own commands
+            return self._send(packed, command[0])
+
+    def _send(self, packed: list[bytes], name: str) -> Any:
+        if self._connection is None or self._pid != os.getpid():
+            pool = self._client.connection_pool
+            try:
+                self._connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 wants a command name
+                self._connection = pool.get_connection(name)
+            self._pid = os.getpid()
+        try:
+            self._connection.send_packed_command(packed)
+            return self._connection.read_response()
+        except BaseException:
+            connection, self._connection = self._connection, None
+            connection.disconnect()
+            self._client.connection_pool.release(connection)
+            raise
