@@ -54,8 +54,13 @@ def test_crashed_worker_is_respawned_and_its_task_redelivered(
     broker = broker_for(local_settings)
     push_ids(broker, range(2))
 
-    # when one worker slot is supervised, with 1 s leases
-    run = supervise('supervised_crash', 'CrashWorker', env={'TEST_CRASH': crash, 'TEST_LEASE_SECONDS': '1'})
+    # when one worker slot is supervised, with 1 s leases and no prefetch (a prefetched
+    # task would come back with the crashed one, both redelivered as retries)
+    run = supervise(
+        'supervised_crash',
+        'CrashWorker',
+        env={'TEST_CRASH': crash, 'TEST_LEASE_SECONDS': '1', 'TEST_PREFETCH': '0'},
+    )
 
     # then each crash is logged and replaced, and each task comes back and succeeds
     run.wait_for_log(rf'ended after .*: crashed, {logged}', count=2)

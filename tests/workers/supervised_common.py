@@ -4,7 +4,7 @@ Configured by environment variables (the supervisor passes its environment on):
 ``TEST_CONNECTOR`` (JSON ``{"type": ..., "params": ...}``), ``TEST_QUEUE``,
 ``TEST_OUTPUT`` (a file each processed task appends ``"<pid> <id>"`` to),
 ``TEST_TASK_SECONDS``, ``TEST_TASKS_PER_TRANSACTION``, ``TEST_MAX_TASKS_PER_RUN``
-and ``TEST_LEASE_SECONDS``.
+``TEST_LEASE_SECONDS`` and ``TEST_PREFETCH`` (unset: the library's default).
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ class RecordingWorker(Worker):
             connector=config.Connector(type=connector['type'], params=connector['params']),
             tasks_per_transaction=int(os.environ.get('TEST_TASKS_PER_TRANSACTION', '1')),
             max_tasks_per_run=int(os.environ.get('TEST_MAX_TASKS_PER_RUN', '0')),
-            delivery=config.Delivery(lease_seconds=env_float('TEST_LEASE_SECONDS', 2)),
+            delivery=config.Delivery(
+                lease_seconds=env_float('TEST_LEASE_SECONDS', 2),
+                prefetch=int(os.environ['TEST_PREFETCH']) if 'TEST_PREFETCH' in os.environ else None,
+            ),
         )
 
     def initialize(self) -> None:
