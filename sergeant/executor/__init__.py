@@ -2,7 +2,15 @@
 
 An executor knows nothing of the Worker class: it receives a ``run`` callable
 that executes one task and reports its :class:`~sergeant.task_stream.Outcome`,
-and settles each task on the stream. Time limits are enforced here.
+and settles each task on the stream. Time limits are enforced here, with the
+killers of :mod:`sergeant.killer`:
+
+* :class:`SerialExecutor` (``number_of_threads == 1``): a killer process sends
+  the soft timeout as a signal and kills the worker at the hard limit;
+* :class:`ThreadedExecutor` (``number_of_threads > 1``): a killer thread raises
+  the soft timeout in the task's thread; the killer process keeps the hard limit.
+
+With ``timeouts.timeout == 0`` neither starts a killer.
 """
 
 from __future__ import annotations
@@ -15,13 +23,17 @@ from ..config import WorkerConfig
 from ..objects import Task
 from ..task_stream import Outcome, TaskStream
 from .serial import SerialExecutor
+from .threaded import ThreadedExecutor
 
-__all__ = ['Executor', 'SerialExecutor', 'create_executor']
+__all__ = ['Executor', 'RunTask', 'SerialExecutor', 'ThreadedExecutor', 'create_executor']
 
 
 class Executor(Protocol):
     def execute(self, stream: TaskStream) -> None:
-        """Run every task of the stream and settle each one; return when the stream ends."""
+        """Run every task of the stream and settle each one; return when the stream ends.
+
+        Stop and respawn signals raised by a task propagate once the executor is idle.
+        """
 
 
 # run(task, time_limit) executes one task; time_limit is entered around the user's work() only
@@ -30,4 +42,6 @@ RunTask = Callable[[Task, AbstractContextManager[object] | None], Outcome]
 
 def create_executor(config: WorkerConfig, run: RunTask) -> Executor:
     """The executor for ``config.number_of_threads``, enforcing ``config.timeouts``."""
-    return SerialExecutor(run)
+    if config.number_of_threads == 1:
+        return SerialExecutor(run, config.timeouts)
+    return ThreadedExecutor(run, config.number_of_threads, config.timeouts)
