@@ -1,31 +1,27 @@
-"""`make run`: push tasks to the embedded SQLite broker and process them with 2 worker processes.
+"""`make run`: push tasks to the embedded SQLite broker and process them under the supervisor.
 
-Shows a live progress bar and ends with a summary. Needs no server.
+A supervisor runs 2 worker processes; the demo shows a live progress bar and ends
+with a summary. Needs no server.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from typing import Any
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = Path(__file__).resolve().parent
+sys.path.insert(0, str(EXAMPLES))
 
-from demo_worker import DemoWorker
+from demo_worker import DemoWorker  # noqa: E402
 
 TASKS = 3000
 WORKER_PROCESSES = 2
-
-
-def run_worker(results: multiprocessing.Queue[dict[str, Any]]) -> None:
-    worker = DemoWorker()
-    worker.init_worker()
-    summary = worker.work_loop()
-    results.put({'pid': os.getpid(), 'tasks': dict(summary['tasks'])})
 
 
 def show_progress(done: int, total: int, elapsed: float) -> None:
@@ -36,24 +32,36 @@ def show_progress(done: int, total: int, elapsed: float) -> None:
     print(f'\r[{bar}] {done}/{total} tasks  {rate:8.0f} tasks/s', end='', flush=True)
 
 
+def supervise(directory: str) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        '-m',
+        'sergeant.supervisor',
+        '--worker-module',
+        'demo_worker',
+        '--worker-class',
+        'DemoWorker',
+        '--concurrent-workers',
+        str(WORKER_PROCESSES),
+    ]
+    environment = dict(os.environ, PYTHONPATH=str(EXAMPLES))
+    log = open(os.path.join(directory, 'supervisor.log'), 'wb')  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix='sergeant-demo-') as directory:
         os.environ['DEMO_BROKER_FILE'] = os.path.join(directory, 'broker.sqlite3')
+        os.environ['DEMO_RESULTS_DIR'] = directory
         producer = DemoWorker()
         producer.init_worker()
         producer.push_tasks([{'number': n, 'flaky': n % 20 == 0} for n in range(TASKS)])
-        print(
-            f'pushed {TASKS} tasks to the local SQLite broker; starting {WORKER_PROCESSES} worker processes'
-        )
+        print(f'pushed {TASKS} tasks to the local SQLite broker; supervising {WORKER_PROCESSES} workers')
 
-        context = multiprocessing.get_context('spawn')
-        results: multiprocessing.Queue[dict[str, Any]] = context.Queue()
-        processes = [context.Process(target=run_worker, args=(results,)) for _ in range(WORKER_PROCESSES)]
         started = time.perf_counter()
         elapsed = 0.0
-        for process in processes:
-            process.start()
-        while any(process.is_alive() for process in processes):
+        supervisor = supervise(directory)
+        while supervisor.poll() is None:
             remaining = producer.number_of_enqueued_tasks() + producer.broker.connector.in_flight('demo')
             if not elapsed:
                 if remaining == 0:
@@ -64,19 +72,19 @@ def main() -> int:
         show_progress(TASKS, TASKS, elapsed)
         print()
 
+        print('supervisor log:')
+        for line in Path(directory, 'supervisor.log').read_text().splitlines():
+            print(f'  {line}')
         totals: Counter[str] = Counter()
-        for _ in processes:
-            report = results.get(timeout=10)
-            totals.update(report['tasks'])
-            print(f'  worker pid {report["pid"]}: {report["tasks"]}')
+        for report in Path(directory).glob('*.json'):
+            totals.update(json.loads(report.read_text()))
         finished = totals['success'] + totals['max_retries']
         print(
             f'summary: processed {finished} tasks in {elapsed:.2f} s ({finished / elapsed:.0f} tasks/s): '
             f'succeeded {totals["success"]}, failed and retried {totals["retry"]}, '
             f'failed for good {totals["failure"] + totals["max_retries"]}'
         )
-        failed_exit = any(process.exitcode != 0 for process in processes) or totals['success'] != TASKS
-        return 1 if failed_exit else 0
+        return 0 if supervisor.returncode == 0 and totals['success'] == TASKS else 1
 
 
 if __name__ == '__main__':

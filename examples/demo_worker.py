@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -29,4 +30,9 @@ class DemoWorker(Worker):
         self.retry(task)
 
     def on_starvation(self, time_with_no_tasks: int) -> None:
-        self.stop()
+        self.stop()  # the queue is drained: the supervisor stops the whole pool
+
+    def finalize(self) -> None:
+        report = os.path.join(os.environ['DEMO_RESULTS_DIR'], f'{os.getpid()}.json')
+        with open(report, 'w') as output:
+            json.dump(dict(self.outcomes), output)
