@@ -72,6 +72,9 @@ class SerialExecutor:
     def _run_all(
         self, stream: TaskStream, limit: AbstractContextManager[object] | None, slot: Slot | None
     ) -> None:
+        if slot is None:
+            self._run_unwatched(stream)
+            return
         for leased in stream:
             if slot is not None:
                 slot.begin()
@@ -85,6 +88,17 @@ class SerialExecutor:
                 if slot is not None:
                     slot.end()
             stream.settle(leased, outcome)
+
+    def _run_unwatched(self, stream: TaskStream) -> None:
+        # the hot loop without a watchdog: no per-task slot bookkeeping
+        run, settle = self._run, stream.settle
+        for leased in stream:
+            try:
+                outcome = run(leased.task, None)
+            except BaseException:
+                settle(leased, Outcome.STOPPED)
+                raise
+            settle(leased, outcome)
 
 
 class _SignalTimeLimit:
