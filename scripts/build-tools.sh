@@ -8,6 +8,7 @@ set -euo pipefail
 
 TOOLS=(
     ferretdb
+    helm
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -1,0 +1,42 @@
+# Shared by the Go tool scripts in this folder (sourced, not run): finds Go, keeps
+# its caches in the git-ignored .cache/go/ folder and manages build stamps.
+#
+# A stamp in .tools/stamps/<tool> records what the binary was built from (pinned
+# versions, a hash of the wrapper module, the Go version); when it matches, a run
+# does nothing.
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bin_dir="${root}/.tools/bin"
+stamp_dir="${root}/.tools/stamps"
+
+if command -v go >/dev/null 2>&1; then
+    go_bin="$(command -v go)"
+elif [[ -x /usr/local/go/bin/go ]]; then
+    go_bin=/usr/local/go/bin/go
+else
+    echo "Go is not installed (the pinned tools need Go >= 1.26)" >&2
+    exit 1
+fi
+
+export GOPATH="${root}/.cache/go/path"
+export GOMODCACHE="${root}/.cache/go/mod"
+export GOCACHE="${root}/.cache/go/build"
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+go_version="$("${go_bin}" env GOVERSION)"
+
+# Hash of a wrapper module's pinned files (go.mod, go.sum, *.go).
+module_hash() {
+    (cd "$1" && sha256sum go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
+}
+
+# stamp_is_current TOOL WANT: true when .tools/bin/TOOL exists and its stamp reads WANT.
+stamp_is_current() {
+    [[ -x "${bin_dir}/$1" && -f "${stamp_dir}/$1" && "$(cat "${stamp_dir}/$1")" == "$2" ]]
+}
+
+# stamp_write TOOL WANT
+stamp_write() {
+    mkdir -p "${stamp_dir}"
+    echo "$2" >"${stamp_dir}/$1"
+}
