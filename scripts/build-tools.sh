@@ -9,6 +9,7 @@ set -euo pipefail
 TOOLS=(
     ferretdb
     helm
+    etcd
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

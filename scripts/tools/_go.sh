@@ -25,9 +25,9 @@ export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 go_version="$("${go_bin}" env GOVERSION)"
 
-# Hash of a wrapper module's pinned files (go.mod, go.sum, *.go).
+# Hash of every file of a wrapper module (go.mod, go.sum and any Go source).
 module_hash() {
-    (cd "$1" && sha256sum go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
+    (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 
 # stamp_is_current TOOL WANT: true when .tools/bin/TOOL exists and its stamp reads WANT.

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build etcd into .tools/bin/etcd (the store behind kube-apiserver in tests).
+#
+# The etcd binary is the main package of go.etcd.io/etcd/server/v3, whose go.mod
+# replaces its sibling modules (api, client, pkg) with relative paths, so
+# `go install ...@tag` refuses it. tools/etcd/go.mod is our own wrapper module:
+# it names the server as a `tool` and pins it and its siblings to the same tag,
+# and the committed go.sum fixes every dependency.
+#
+# Verified: etcd v3.7.3 builds with Go 1.26.8 (GOTOOLCHAIN=local, CGO_ENABLED=0,
+# -mod=readonly). Kubernetes v1.37 is tested against etcd 3.7 (kubeadm's default
+# is 3.7.0); 3.7.3 is that line's newest patch. To bump: in tools/etcd run
+# `go get -tool go.etcd.io/etcd/server/v3@vX.Y.Z && go mod tidy` with the Go
+# environment of scripts/tools/_go.sh and change ETCD_VERSION below.
+set -euo pipefail
+
+ETCD_VERSION="v3.7.3"
+
+source "$(dirname "${BASH_SOURCE[0]}")/_go.sh"
+src="${root}/tools/etcd"
+
+if ! grep -q "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}\b" "${src}/go.mod"; then
+    echo "etcd: tools/etcd/go.mod does not pin etcd ${ETCD_VERSION}" >&2
+    exit 1
+fi
+
+want="etcd=${ETCD_VERSION} sources=$(module_hash "${src}") ${go_version}"
+if stamp_is_current etcd "${want}"; then
+    echo "etcd ${ETCD_VERSION}: up to date (${bin_dir}/etcd)"
+    exit 0
+fi
+
+echo "etcd ${ETCD_VERSION}: building with ${go_version} ..."
+mkdir -p "${bin_dir}"
+rm -f "${stamp_dir}/etcd"
+(
+    cd "${src}"
+    GOFLAGS=-mod=readonly "${go_bin}" build -trimpath -ldflags='-s -w' -o "${bin_dir}/etcd.tmp" \
+        go.etcd.io/etcd/server/v3
+)
+mv -f "${bin_dir}/etcd.tmp" "${bin_dir}/etcd"
+stamp_write etcd "${want}"
+echo "etcd ${ETCD_VERSION}: built ${bin_dir}/etcd"
