@@ -38,6 +38,7 @@ from .interrupts import (
 )
 from .lease_keeper import LeaseKeeper
 from .objects import Task
+from .summary import loop_end, process_usage
 from .task_runner import TaskRunner, run_task, young_collections_at_most_every
 from .task_stream import Outcome, StreamEvents, TaskStream
 
@@ -236,7 +237,9 @@ class Worker:
     def work_loop(self) -> dict[str, Any]:
         """Run tasks until ``max_tasks_per_run``, ``stop``/``respawn`` or a stop signal.
 
-        Returns a summary: times, why it ended, exceptions, CPU use and outcome counts.
+        Returns a summary: times, exceptions, CPU use, outcome counts, and ``reason``
+        (a :class:`~sergeant.summary.LoopEnd`) and ``process`` (CPU seconds and peak RSS
+        of the worker process, :func:`~sergeant.summary.process_usage`).
         """
         summary: dict[str, Any] = {
             'start_time': datetime.datetime.now(datetime.timezone.utc),
@@ -261,6 +264,8 @@ class Worker:
             'total_cpu_time': cpu,
             'cpu_utilization': cpu / wall if wall else 0.0,
         }
+        summary['reason'] = loop_end(summary, self.received_stop_signal)
+        summary['process'] = process_usage()
         return summary
 
     def _run_phase(self, phase: Any, summary: dict[str, Any], error_key: str) -> bool:

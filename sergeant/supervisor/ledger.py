@@ -91,7 +91,7 @@ def _number(section: object, key: str) -> float:
 
 
 def describe_summary(summary: Mapping[str, Any]) -> str:
-    """One line out of a work loop summary: times, CPU, task counts, exceptions."""
+    """One line out of a work loop summary: why it ended, times, CPU, memory, task counts, exceptions."""
     executor = summary.get('executor')
     wall, cpu = _number(executor, 'total_wall_time'), _number(executor, 'total_cpu_time')
     tasks = summary.get('tasks')
@@ -99,10 +99,18 @@ def describe_summary(summary: Mapping[str, Any]) -> str:
     if isinstance(tasks, Mapping) and tasks:
         counts = ', '.join(f'{outcome}={count}' for outcome, count in sorted(tasks.items()))
     parts = [
+        f'loop ended by {summary.get("reason", "an unreported reason")}',
         f'ran {summary.get("start_time")} to {summary.get("end_time")}',
-        f'cpu {cpu:.2f} s of {wall:.2f} s ({_number(executor, "cpu_utilization"):.0%})',
-        f'tasks: {counts}',
+        f'loop cpu {cpu:.2f} s of {wall:.2f} s ({_number(executor, "cpu_utilization"):.0%})',
     ]
+    process = summary.get('process')
+    if isinstance(process, Mapping):
+        parts.append(
+            f'process cpu user {_number(process, "user_cpu_seconds"):.2f} s '
+            f'system {_number(process, "system_cpu_seconds"):.2f} s, '
+            f'peak rss {_number(process, "peak_rss_bytes") / 2**20:.0f} MiB'
+        )
+    parts.append(f'tasks: {counts}')
     for phase in ('initialize', 'executor', 'finalize'):
         error = summary.get(f'{phase}_exception')
         if error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 
+from sergeant.summary import LoopEnd
 from sergeant.supervisor.child import exit_code_of
 from sergeant.supervisor.ledger import describe_summary
 from sergeant.supervisor.protocol import ChildExit, Event, MessageReader, encode_message
@@ -19,6 +20,8 @@ SUMMARY = {
     'finalize_exception': ValueError('disk full'),
     'executor': {'total_wall_time': 60.0, 'total_cpu_time': 15.0, 'cpu_utilization': 0.25},
     'tasks': Counter({'success': 7, 'failure': 1}),
+    'reason': LoopEnd.MAX_TASKS_PER_RUN,
+    'process': {'user_cpu_seconds': 14.5, 'system_cpu_seconds': 1.25, 'peak_rss_bytes': 52 * 2**20},
 }
 
 
@@ -36,6 +39,7 @@ def test_summary_crosses_the_pipe_in_pieces() -> None:
     assert summary['start_time'] == '2025-01-02T03:04:05+00:00'
     assert summary['finalize_exception'] == 'ValueError: disk full'
     assert summary['tasks'] == {'success': 7, 'failure': 1}
+    assert summary['reason'] == 'max_tasks_per_run'
 
 
 def test_garbage_on_the_pipe_is_reported_not_raised() -> None:
@@ -57,6 +61,7 @@ def test_summary_is_described_on_one_line() -> None:
     summary = next(iter(reader.feed(encode_message(Event.SUMMARY, summary=SUMMARY))))['summary']
 
     assert describe_summary(summary) == (
-        'ran 2025-01-02T03:04:05+00:00 to 2025-01-02T03:05:05+00:00; cpu 15.00 s of 60.00 s (25%); '
+        'loop ended by max_tasks_per_run; ran 2025-01-02T03:04:05+00:00 to 2025-01-02T03:05:05+00:00; '
+        'loop cpu 15.00 s of 60.00 s (25%); process cpu user 14.50 s system 1.25 s, peak rss 52 MiB; '
         'tasks: failure=1, success=7; finalize raised ValueError: disk full'
     )

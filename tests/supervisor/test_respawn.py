@@ -24,7 +24,11 @@ def test_worker_reaching_max_tasks_per_run_is_respawned(
     wait_until(lambda: len(run.records()) == 12, 60, '12 processed tasks')
     assert sorted(run.processed_ids()) == list(range(12))
     assert len(run.worker_pids()) == 3
-    run.wait_for_log(r'ended after .*: finished \(max_tasks_per_run reached.*tasks: success=4', count=3)
+    run.wait_for_log(
+        r'ended after .*: finished \(max_tasks_per_run reached.*loop ended by max_tasks_per_run; '
+        r'.*process cpu user \d+\.\d\d s system \d+\.\d\d s, peak rss \d+ MiB; tasks: success=4',
+        count=3,
+    )
     assert 'backing off' not in run.log()
     run.send(signal.SIGTERM)
     assert run.wait() == 0
@@ -40,7 +44,7 @@ def test_worker_asking_to_respawn_is_respawned(supervise: Supervise, local_setti
     # then each task is run by a new worker process, at once (no backoff)
     wait_until(lambda: len(run.records()) == 3, 60, '3 processed tasks')
     assert len(run.worker_pids()) == 3
-    run.wait_for_log(r'ended after .*: respawn asked, exit code 10', count=3)
+    run.wait_for_log(r'ended after .*: respawn asked, exit code 10; loop ended by respawn;', count=3)
     assert 'backing off' not in run.log()
     run.send(signal.SIGTERM)
     assert run.wait() == 0

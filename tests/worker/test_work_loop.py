@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sergeant import Task, config
+from sergeant.summary import LoopEnd
 from sergeant.worker import WorkerTimedout
 
 from .conftest import ConfiguredWorker
@@ -138,6 +139,7 @@ def test_stop_ends_the_loop_and_hands_back_unstarted_tasks(build_worker: Build) 
     summary = worker.work_loop()
 
     assert summary['stop'] is True
+    assert summary['reason'] == LoopEnd.STOP
     assert worker.events('on_stop') == [2]
     assert worker.events('on_success') == [0, 1]
     assert worker.number_of_enqueued_tasks() == 7, 'unstarted tasks are ready again at once'
@@ -151,6 +153,7 @@ def test_respawn_ends_the_loop_with_respawn(build_worker: Build) -> None:
     summary = worker.work_loop()
 
     assert summary['respawn'] is True and summary['stop'] is False
+    assert summary['reason'] == LoopEnd.RESPAWN
 
 
 def test_stop_signal_stops_fetching(build_worker: Build) -> None:
@@ -162,8 +165,9 @@ def test_stop_signal_stops_fetching(build_worker: Build) -> None:
     worker = build_worker(StopsAfterFirst, tasks_per_transaction=5)
     worker.push_tasks([{'n': n} for n in range(5)])
 
-    worker.work_loop()
+    summary = worker.work_loop()
 
+    assert summary['reason'] == LoopEnd.SIGNAL
     assert worker.events('on_success') == [0], 'the running task finishes'
     assert worker.number_of_enqueued_tasks() == 4
 
@@ -186,8 +190,28 @@ def test_max_tasks_per_run_leaves_the_rest_queued(build_worker: Build) -> None:
     summary = worker.work_loop()
 
     assert summary['tasks']['success'] == 4
+    assert summary['reason'] == LoopEnd.MAX_TASKS_PER_RUN
     assert worker.number_of_enqueued_tasks() == 6
     assert worker.broker.connector.in_flight('tasks') == 0
+
+
+def test_summary_reports_the_processes_cpu_and_memory(build_worker: Build) -> None:
+    class Busy(Recorder):
+        def work(self, task: Task) -> Any:
+            deadline = time.process_time() + 0.2
+            while time.process_time() < deadline:
+                pass
+
+    worker = build_worker(Busy, max_tasks_per_run=1)
+    worker.push_task({'n': 1})
+
+    summary = worker.work_loop()
+
+    # the process's CPU since it started includes the loop's
+    process, loop_cpu = summary['process'], summary['executor']['total_cpu_time']
+    assert loop_cpu >= 0.2
+    assert process['user_cpu_seconds'] + process['system_cpu_seconds'] >= loop_cpu
+    assert process['peak_rss_bytes'] > 10 * 2**20
 
 
 def test_tasks_per_transaction_leases_a_whole_batch(build_worker: Build) -> None:
@@ -277,6 +301,7 @@ def test_initialize_failure_skips_tasks_and_is_reported(build_worker: Build) -> 
     summary = worker.work_loop()
 
     assert isinstance(summary['initialize_exception'], RuntimeError)
+    assert summary['reason'] == LoopEnd.INITIALIZE_EXCEPTION
     assert worker.number_of_enqueued_tasks() == 1
 
 
@@ -292,6 +317,7 @@ def test_finalize_failure_is_reported(build_worker: Build) -> None:
 
     assert isinstance(summary['finalize_exception'], RuntimeError)
     assert summary['tasks']['success'] == 1
+    assert summary['reason'] == LoopEnd.MAX_TASKS_PER_RUN, 'finalize runs after the loop ended'
 
 
 def test_pre_and_post_work_wrap_every_task(build_worker: Build) -> None:
