@@ -3,9 +3,9 @@
 With several ``nodes`` (independent servers, as in Sergeant 0.27) each push goes to
 the next node round robin, and a pop starts at a rotating node and moves on to
 the next ones until it has ``count`` items; order therefore holds per node only.
-A receipt is one node byte followed by the stored item, so acks, nacks, lease
-extensions and dead-lettering go back to the node the message came from (with
-a single node the receipt is the stored item alone: nothing to route). A
+A receipt is one node byte followed by the node's receipt (lease group and
+position), so acks, nacks, lease extensions and dead-lettering go back to the
+node the message came from (with a single node, no node byte: nothing to route). A
 queue's dead letters, keys and locks live on the node picked by a CRC32 of their
 name. Per-node work, the key layout and the item format are in
 :mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
@@ -51,8 +51,10 @@ from .redis_node import (
     RedisNode,
     decode_dead_letter,
     encode_dead_letter,
+    group_receipts,
     key_name,
     lock_name,
+    new_group_id,
     new_items,
     queue_keys,
 )
@@ -78,22 +80,23 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def _messages(prefix: bytes, items: list[bytes], leased: bool) -> list[Message]:
+def _messages(prefix: bytes, items: list[bytes], group_id: bytes | None) -> list[Message]:
+    """Messages of items popped from one node, leased as ``group_id`` (None: at-most-once)."""
     counter = _COUNTER.unpack_from
-    if leased:
-        if not prefix:
-            return [Message(item[HEADER_SIZE:], item, counter(item, ID_SIZE)[0]) for item in items]
-        return [Message(item[HEADER_SIZE:], prefix + item, counter(item, ID_SIZE)[0]) for item in items]
-    # Popping deleted the items: there is nothing a receipt could settle.
-    return [Message(item[HEADER_SIZE:], b'', counter(item, ID_SIZE)[0]) for item in items]
+    # popping at-most-once deleted the items: there is nothing a receipt could settle
+    receipts = [b''] * len(items) if group_id is None else group_receipts(group_id, len(items))
+    return [
+        Message(item[HEADER_SIZE:], prefix + receipt, counter(item, ID_SIZE)[0])
+        for item, receipt in zip(items, receipts, strict=True)
+    ]
 
 
-def _deliveries(items: list[bytes], leased: bool) -> Deliveries:
-    """The Deliveries of items popped from the only node (receipts are the items)."""
+def _deliveries(items: list[bytes], group_id: bytes | None) -> Deliveries:
+    """The Deliveries of items popped from the only node."""
     counter = _COUNTER.unpack_from
     return Deliveries(
         [item[HEADER_SIZE:] for item in items],
-        items if leased else [b''] * len(items),
+        [b''] * len(items) if group_id is None else group_receipts(group_id, len(items)),
         [counter(item, ID_SIZE)[0] for item in items],
     )
 
@@ -108,20 +111,26 @@ class _SentPop(PendingPop):
     """A pop in flight on a node's :class:`PopChannel`; the first ``result`` reads it."""
 
     def __init__(
-        self, channel: PopChannel, keys: QueueKeys, count: int, lease_ms: int, acks: list[bytes]
+        self,
+        channel: PopChannel,
+        keys: QueueKeys,
+        count: int,
+        lease_ms: int,
+        group_id: bytes,
+        acks: list[bytes],
     ) -> None:
         self._channel = channel
-        self._arguments = (keys, count, lease_ms, acks)
+        self._arguments = (keys, count, lease_ms, group_id, acks)
         self._guard = threading.Lock()
         self._answer: CompletedPop | None = None
 
     def result(self) -> Deliveries:
         with self._guard:
             if self._answer is None:
-                keys, count, lease_ms, acks = self._arguments
+                keys, count, lease_ms, group_id, acks = self._arguments
                 try:
-                    items = self._channel.read(keys, count, lease_ms, acks)
-                    self._answer = CompletedPop(_deliveries(items, lease_ms >= 0))
+                    items = self._channel.read(keys, count, lease_ms, group_id, acks)
+                    self._answer = CompletedPop(_deliveries(items, group_id if lease_ms >= 0 else None))
                 except redis.RedisError as error:
                     self._answer = CompletedPop(error=_connector_error('pop', error))
         return self._answer.result()
@@ -142,7 +151,7 @@ class RedisConnector(Connector):
         except BaseException:
             self.close()
             raise
-        # a receipt is the node's index byte then the stored item; with one node, just the item
+        # a receipt is the node's index byte then the node's receipt; with one node, no prefix
         self._prefixes = (
             [bytes([index]) for index in range(len(self._nodes))] if len(self._nodes) > 1 else [b'']
         )
@@ -161,10 +170,10 @@ class RedisConnector(Connector):
         return self._nodes[self._home_index(name)]
 
     def _by_node(self, receipts: Sequence[bytes]) -> dict[int, list[bytes]]:
-        """Stored items of the receipts, grouped by node; unknown receipts are dropped."""
+        """The nodes' receipts, grouped by node; unknown receipts are dropped."""
         nodes = len(self._nodes)
         if nodes == 1:
-            # one node: the receipt is the stored item itself
+            # one node: the receipt is the node's own
             return {0: list(receipts)} if receipts else {}
         groups: dict[int, list[bytes]] = {}
         for receipt in receipts:
@@ -211,8 +220,10 @@ class RedisConnector(Connector):
             wanted = max(0, count - len(messages))
             node_acks = acks.get(index, ())
             if wanted or node_acks:
-                items = self._nodes[index].pop(keys, wanted, lease_ms, node_acks)
-                messages += _messages(self._prefixes[index], items, lease_ms >= 0)
+                group_id = new_group_id()
+                items = self._nodes[index].pop(keys, wanted, lease_ms, group_id, node_acks)
+                leased_as = group_id if lease_ms >= 0 else None
+                messages += _messages(self._prefixes[index], items, leased_as)
         return messages
 
     def begin_pop(
@@ -233,30 +244,31 @@ class RedisConnector(Connector):
         keys = queue_keys(queue)
         lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
         acks = self._by_node(ack).get(0, []) if ack else []
+        group_id = new_group_id()
         try:
-            sent = channel.try_send(keys, count, lease_ms, acks)
+            sent = channel.try_send(keys, count, lease_ms, group_id, acks)
         except redis.RedisError as error:
             return CompletedPop(error=_connector_error('pop', error))
         if not sent:
             return super().begin_pop(queue, count, lease_seconds, ack)
-        return _SentPop(channel, keys, count, lease_ms, acks)
+        return _SentPop(channel, keys, count, lease_ms, group_id, acks)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
         keys = queue_keys(queue)
-        return sum(self._nodes[index].ack(keys, items) for index, items in self._by_node(receipts).items())
+        return sum(self._nodes[index].ack(keys, held) for index, held in self._by_node(receipts).items())
 
     @_driver_errors
     def nack(self, queue: str, receipts: Sequence[bytes]) -> int:
         keys = queue_keys(queue)
-        return sum(self._nodes[index].nack(keys, items) for index, items in self._by_node(receipts).items())
+        return sum(self._nodes[index].nack(keys, held) for index, held in self._by_node(receipts).items())
 
     @_driver_errors
     def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
         keys, lease_ms = queue_keys(queue), _lease_ms(lease_seconds)
         return sum(
-            self._nodes[index].extend_leases(keys, items, lease_ms)
-            for index, items in self._by_node(receipts).items()
+            self._nodes[index].extend_leases(keys, held, lease_ms)
+            for index, held in self._by_node(receipts).items()
         )
 
     @_driver_errors
@@ -292,8 +304,8 @@ class RedisConnector(Connector):
             self._nodes[home].dead_letter(keys, encoded, home_acks)
         # Letters are stored before leases on other nodes are acked: a failure in
         # between leaves a redelivery, never a lost task.
-        for index, items in acks.items():
-            self._nodes[index].ack(keys, items)
+        for index, held in acks.items():
+            self._nodes[index].ack(keys, held)
         return len(letters)
 
     @_driver_errors

@@ -7,17 +7,21 @@ headers document their keys and arguments.
 
 Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
 
-    sergeant:queue:Q:ready    LIST  stored items; HIGH pushed at the head, NORMAL at the tail
-    sergeant:queue:Q:delayed  ZSET  priority byte + stored item, score = ready time (ms)
-    sergeant:queue:Q:leased   ZSET  stored items, score = lease deadline (ms, server clock)
-    sergeant:queue:Q:dead     LIST  dead letters, oldest first
+    sergeant:queue:Q:ready           LIST  stored items; HIGH pushed at the head, NORMAL at the tail
+    sergeant:queue:Q:delayed         ZSET  priority byte + stored item, score = ready time (ms)
+    sergeant:queue:Q:leased          ZSET  lease group ids, score = lease deadline (ms, server clock)
+    sergeant:queue:Q:leased:G        LIST  the stored items lease group G leased, in pop order
+    sergeant:queue:Q:leased:G:done   STRING  bitmap of the positions of G acknowledged or handed back
+    sergeant:queue:Q:dead            LIST  dead letters, oldest first
 
 A stored item is 16 random id bytes, a 4-byte big-endian delivery counter and the
-payload. The leased member is the whole stored item, so a receipt names exactly
-one delivery: reclaiming an expired lease bumps the counter, after which the old
-receipt matches nothing. A dead letter is ``failed_at`` (big-endian double), the
-length of the reason (4 bytes), the UTF-8 reason and the payload: a layout Lua can
-cut the payload out of when requeueing.
+payload. Leases are held per pop (``lua/leases.lua`` explains why): a receipt is
+the pop's group id and the item's position in it, so it names exactly one
+delivery; reclaiming an expired group deletes it, after which its receipts match
+nothing. Scripts touch a group's keys by name, so a node must be a standalone
+server (or a replica set's primary), not a Redis Cluster. A dead letter is
+``failed_at`` (big-endian double), the length of the reason (4 bytes), the UTF-8
+reason and the payload: a layout Lua can cut the payload out of when requeueing.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import redis
 
 ID_SIZE = 16
 HEADER_SIZE = ID_SIZE + 4  # id, delivery counter
+GROUP_ID_BYTES = 8  # random bytes of a lease group id, sent as 16 hex characters
 FIRST_DELIVERY = (1).to_bytes(4, 'big')
 HIGH_FLAG = b'H'
 NORMAL_FLAG = b'N'
@@ -88,14 +93,34 @@ def decode_dead_letter(letter: bytes) -> tuple[bytes, str, float]:
     return letter[payload_start:], letter[_DEAD_HEADER.size : payload_start].decode(), failed_at
 
 
+def new_group_id() -> bytes:
+    """The id of a new lease group: random, printable, so key names stay readable."""
+    return os.urandom(GROUP_ID_BYTES).hex().encode()
+
+
+_POSITIONS: list[bytes] = []
+
+
+def group_receipts(group_id: bytes, count: int) -> list[bytes]:
+    """Receipts of the ``count`` items of a lease group: its id, then each position (4 bytes)."""
+    if len(_POSITIONS) < count:
+        _POSITIONS.extend(position.to_bytes(4, 'big') for position in range(len(_POSITIONS), count))
+    return [group_id + position for position in _POSITIONS[:count]]
+
+
 @functools.cache
 def _script_source(name: str) -> str:
     return importlib.resources.files(__package__).joinpath(f'lua/{name}.lua').read_text('utf-8')
 
 
-def _pop_args(count: int, lease_ms: int, acks: Sequence[bytes]) -> tuple[Any, ...]:
+def _lease_script_source(name: str) -> str:
+    """A script that holds or settles leases, behind the shared functions of leases.lua."""
+    return _script_source('leases') + '\n' + _script_source(name)
+
+
+def _pop_args(count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]) -> tuple[Any, ...]:
     """ARGV of pop.lua; the upkeep batch never falls below 100 items."""
-    return (count, lease_ms, max(count, 100), *acks)
+    return (count, lease_ms, max(count, 100), group_id, *acks)
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -113,11 +138,13 @@ class RedisNode:
         self.client = client
         self._push_channel = DirectChannel(client)
         register = client.register_script
-        self._pop = register(_script_source('pop'))
-        self._nack = register(_script_source('nack'))
-        self._extend = register(_script_source('extend'))
-        self._counts = register(_script_source('counts'))
-        self._dead_letter = register(_script_source('dead_letter'))
+        self._pop = register(_lease_script_source('pop'))
+        self._ack = register(_lease_script_source('ack'))
+        self._nack = register(_lease_script_source('nack'))
+        self._extend = register(_lease_script_source('extend'))
+        self._counts = register(_lease_script_source('counts'))
+        self._delete = register(_lease_script_source('delete_queue'))
+        self._dead_letter = register(_lease_script_source('dead_letter'))
         self._requeue_dead = register(_script_source('requeue_dead'))
         self._purge_dead = register(_script_source('purge_dead'))
         self._lock_release = register(_script_source('lock_release'))
@@ -150,9 +177,12 @@ class RedisNode:
                 pipe.zadd(keys.delayed, dict.fromkeys(chunk, ready_ms))
             pipe.execute()
 
-    def pop(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> list[bytes]:
+    def pop(
+        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
+    ) -> list[bytes]:
+        """Popped stored items; when leased, they form the lease group ``group_id``."""
         items: list[bytes] = self._pop(
-            (keys.ready, keys.delayed, keys.leased), _pop_args(count, lease_ms, acks)
+            (keys.ready, keys.delayed, keys.leased), _pop_args(count, lease_ms, group_id, acks)
         )
         return items
 
@@ -160,19 +190,14 @@ class RedisNode:
     def pop_sha(self) -> str:
         return str(self._pop.sha)
 
-    def ack(self, keys: QueueKeys, items: Sequence[bytes]) -> int:
-        if len(items) <= CHUNK:
-            return int(self.client.zrem(keys.leased, *items))
-        with self.client.pipeline(transaction=False) as pipe:
-            for chunk in _chunks(items):
-                pipe.zrem(keys.leased, *chunk)
-            return sum(pipe.execute())
+    def ack(self, keys: QueueKeys, receipts: Sequence[bytes]) -> int:
+        return int(self._ack((keys.leased,), receipts))
 
-    def nack(self, keys: QueueKeys, items: Sequence[bytes]) -> int:
-        return int(self._nack((keys.ready, keys.leased), items))
+    def nack(self, keys: QueueKeys, receipts: Sequence[bytes]) -> int:
+        return int(self._nack((keys.ready, keys.leased), receipts))
 
-    def extend_leases(self, keys: QueueKeys, items: Sequence[bytes], lease_ms: int) -> int:
-        return int(self._extend((keys.leased,), (lease_ms, *items)))
+    def extend_leases(self, keys: QueueKeys, receipts: Sequence[bytes], lease_ms: int) -> int:
+        return int(self._extend((keys.leased,), (lease_ms, *receipts)))
 
     def length(self, keys: QueueKeys, include_delayed: bool) -> int:
         """Consumable items: ready, due delayed and expired leases (plus all delayed when asked)."""
@@ -185,13 +210,13 @@ class RedisNode:
         return int(leased) - int(expired)
 
     def delete(self, keys: QueueKeys) -> bool:
-        return bool(self.client.delete(keys.ready, keys.delayed, keys.leased))
+        return bool(self._delete((keys.ready, keys.delayed, keys.leased)))
 
     # -- dead letters -------------------------------------------------------------
 
-    def dead_letter(self, keys: QueueKeys, letters: Sequence[bytes], items: Sequence[bytes]) -> int:
-        """Append encoded letters and ack ``items`` atomically; return how many leases were held."""
-        return int(self._dead_letter((keys.dead, keys.leased), (len(letters), *letters, *items)))
+    def dead_letter(self, keys: QueueKeys, letters: Sequence[bytes], receipts: Sequence[bytes]) -> int:
+        """Append encoded letters and ack ``receipts`` atomically; return how many leases were held."""
+        return int(self._dead_letter((keys.dead, keys.leased), (len(letters), *letters, *receipts)))
 
     def dead_letters(self, keys: QueueKeys, count: int) -> list[bytes]:
         if count <= 0:
@@ -227,12 +252,12 @@ class PopChannel:
     """A connection of one node reserved for pops whose answer is read later.
 
     redis-py's client takes a pooled connection for each command and waits for
-    the answer. A worker instead sends the next pop (a ZREM of the acknowledged
-    leases, then one EVALSHA of pop.lua, in one write) and reads the answer once
-    it needs the tasks, so Redis pops while the worker
-    runs the current ones. At most one pop is in flight: :meth:`try_send` returns
-    False while the channel is busy, and :meth:`read` frees it. The connection
-    comes from the client's pool and is replaced after an error or a fork.
+    the answer. A worker instead sends the next pop (one EVALSHA of pop.lua, which
+    also carries the acknowledgements) and reads the answer once it needs the
+    tasks, so Redis pops while the worker runs the current ones. At most one pop
+    is in flight: :meth:`try_send` returns False while the channel is busy, and
+    :meth:`read` frees it. The connection comes from the client's pool and is
+    replaced after an error or a fork.
     """
 
     def __init__(self, node: RedisNode) -> None:
@@ -241,36 +266,32 @@ class PopChannel:
         self._pid = 0
         self._busy = threading.Lock()
 
-    def try_send(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> bool:
+    def try_send(
+        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
+    ) -> bool:
         """Send a pop; False (nothing sent) while another pop is in flight."""
         if not self._busy.acquire(blocking=False):
             return False
         try:
-            pop = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(count, lease_ms, ()))
-            commands = [hiredis.pack_command(pop)]
-            if acks:
-                # a plain ZREM ahead of the script, in the same write: Redis skips turning
-                # every receipt into a Lua string and back
-                zrem: tuple[Any, ...] = ('ZREM', keys.leased, *acks)
-                commands.insert(0, hiredis.pack_command(zrem))
-            self._take_connection().send_packed_command(commands)
+            pop = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(count, lease_ms, group_id, acks))
+            self._take_connection().send_packed_command([hiredis.pack_command(pop)])
         except BaseException:
             self._drop()
             self._busy.release()
             raise
         return True
 
-    def read(self, keys: QueueKeys, count: int, lease_ms: int, acks: Sequence[bytes]) -> list[bytes]:
+    def read(
+        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
+    ) -> list[bytes]:
         """The popped items of the pop in flight (sent with these arguments); frees the channel."""
         assert self._connection is not None
         try:
-            if acks:
-                self._connection.read_response()  # how many of the acks were still leased
             try:
                 items: list[bytes] = self._connection.read_response()
             except redis.exceptions.NoScriptError:
-                # the script did not run (the acks did): pop again through the client, which loads it
-                return self._node.pop(keys, count, lease_ms, ())
+                # nothing ran: pop again through the client, which loads the script
+                return self._node.pop(keys, count, lease_ms, group_id, acks)
         except BaseException:
             self._drop()
             raise

@@ -1,35 +1,31 @@
--- extend.lua: move the lease deadline of items still leased to now + lease_ms.
+-- extend.lua: move the lease deadline of groups still leased to now + lease_ms
+-- (needs leases.lua).
 --
 -- A lease that ran out but was not reclaimed yet is still held: nobody else can
 -- have received the item, because reclaiming happens inside pop.lua.
 --
--- KEYS[1]   leased    ZSET of stored items, score = lease deadline (ms, server clock)
+-- KEYS[1]   leased    ZSET of lease group ids, score = lease deadline (ms, server clock)
 -- ARGV[1]   lease_ms  new lease length from now
--- ARGV[2..] stored items whose leases to extend
+-- ARGV[2..] receipts of the items whose leases to extend
 --
--- Returns how many leases were still held.
+-- Returns how many of those items were still leased.
 
--- Lua's unpack() fails beyond ~8000 values, so variadic commands go in chunks.
-local CHUNK = 1000
 local leased = KEYS[1]
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
--- Formatted once: Redis would otherwise format the number again for every item.
-local deadline = string.format('%d', now + tonumber(ARGV[1]))
+-- Formatted once: Redis would otherwise format the number again for every group.
+local deadline = string.format('%d', now_ms() + tonumber(ARGV[1]))
+local groups, order = receipts_by_group(2)
 local held = 0
-for first = 2, #ARGV, CHUNK do
-    local last = math.min(first + CHUNK - 1, #ARGV)
-    local scores = redis.call('ZMSCORE', leased, unpack(ARGV, first, last))
-    local args = {}
-    for i, score in ipairs(scores) do
-        if score then
-            args[#args + 1] = deadline
-            args[#args + 1] = ARGV[first + i - 1]
+for _, gid in ipairs(order) do
+    if redis.call('ZSCORE', leased, gid) then
+        redis.call('ZADD', leased, 'XX', deadline, gid)
+        local key = group_key(leased, gid)
+        local size = redis.call('LLEN', key)
+        local done = redis.call('GET', done_key(leased, gid)) or ''
+        for _, position in ipairs(groups[gid]) do
+            if position < size and not is_done(done, position) then
+                held = held + 1
+            end
         end
-    end
-    if #args > 0 then
-        redis.call('ZADD', leased, 'XX', unpack(args))
-        held = held + #args / 2
     end
 end
 return held

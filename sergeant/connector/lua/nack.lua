@@ -1,20 +1,25 @@
--- nack.lua: hand leased items back to the head of ready without counting a delivery.
+-- nack.lua: hand leased items back to the head of ready without counting a delivery
+-- (needs leases.lua).
 --
 -- Items go back in the order given, the first one at the head. Only deliveries
--- still leased (exact stored item, so the exact delivery) are handed back.
+-- still leased are handed back.
 --
--- KEYS[1]   ready    LIST of stored items (see pop.lua for the item layout)
--- KEYS[2]   leased   ZSET of stored items, score = lease deadline
--- ARGV[1..] stored items to hand back
+-- KEYS[1]   ready    LIST of stored items
+-- KEYS[2]   leased   ZSET of lease group ids, score = lease deadline
+-- ARGV[1..] receipts of the items to hand back
 --
 -- Returns how many of them were still leased.
 
 local ready, leased = KEYS[1], KEYS[2]
-local handed_back = 0
-for i = #ARGV, 1, -1 do
-    if redis.call('ZREM', leased, ARGV[i]) == 1 then
-        redis.call('LPUSH', ready, ARGV[i])
-        handed_back = handed_back + 1
+local back = {}
+for _, receipt in ipairs(ARGV) do
+    if #receipt == GID_SIZE + 4 then
+        local gid = string.sub(receipt, 1, GID_SIZE)
+        local _, items = settle_group(leased, gid, {struct.unpack('>I4', receipt, GID_SIZE + 1)}, true)
+        if items[1] then
+            back[#back + 1] = items[1]
+        end
     end
 end
-return handed_back
+push_to_head(ready, back)
+return #back

@@ -1,0 +1,157 @@
+-- leases.lua: shared functions, prepended to the scripts that hold or settle leases.
+--
+-- Leases are held per pop, not per item: the items one pop leased form a group,
+-- a LIST '<leased>:<gid>' in pop order, and the ZSET <leased> holds the group's
+-- id with the lease deadline (ms, server clock). An item leaves its group when it
+-- is acknowledged or handed back: its bit in the bitmap '<leased>:<gid>:done' is
+-- set (the list never shrinks, so positions stay valid); a group whose items are
+-- all done is deleted. Leasing 1,000 items is one RPUSH and one ZADD member, and
+-- acknowledging all of them one DEL, instead of 1,000 sorted-set members each way.
+--
+-- A receipt is the group id (GID_SIZE bytes) then the item's 0-based position in
+-- its group as a 4-byte big-endian integer. Reclaiming an expired group deletes
+-- it, so its receipts match nothing afterwards: a receipt names one delivery.
+--
+-- A stored item is 16 random id bytes, a 4-byte big-endian delivery counter, then
+-- the payload.
+
+-- Lua's unpack() fails beyond ~8000 values, so variadic commands go in chunks.
+local CHUNK = 1000
+local GID_SIZE = 16
+
+local function now_ms()
+    local time = redis.call('TIME')
+    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local function call_chunked(command, key, values, first)
+    for i = first, #values, CHUNK do
+        redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+    end
+end
+
+-- Pushes items to the head so that items[1] ends up first.
+local function push_to_head(key, items)
+    local reversed = {}
+    for i = #items, 1, -1 do
+        reversed[#reversed + 1] = items[i]
+    end
+    call_chunked('LPUSH', key, reversed, 1)
+end
+
+local function group_key(leased, gid)
+    return leased .. ':' .. gid
+end
+
+local function done_key(leased, gid)
+    return leased .. ':' .. gid .. ':done'
+end
+
+local function is_done(done, position)
+    local byte = string.byte(done, math.floor(position / 8) + 1)
+    return byte ~= nil and bit.band(byte, bit.rshift(128, position % 8)) ~= 0
+end
+
+-- Leases items as one new group.
+local function lease_group(leased, gid, items, deadline)
+    call_chunked('RPUSH', group_key(leased, gid), items, 1)
+    redis.call('ZADD', leased, deadline, gid)
+end
+
+local function delete_group(leased, gid)
+    redis.call('DEL', group_key(leased, gid), done_key(leased, gid))
+    redis.call('ZREM', leased, gid)
+end
+
+-- The receipts ARGV[first..], as {gid = {position, ...}} without duplicates, plus the gids in order.
+local function receipts_by_group(first)
+    local groups, order, seen = {}, {}, {}
+    for i = first, #ARGV do
+        local receipt = ARGV[i]
+        if #receipt == GID_SIZE + 4 and not seen[receipt] then
+            seen[receipt] = true
+            local gid = string.sub(receipt, 1, GID_SIZE)
+            local positions = groups[gid]
+            if not positions then
+                positions = {}
+                groups[gid] = positions
+                order[#order + 1] = gid
+            end
+            positions[#positions + 1] = struct.unpack('>I4', receipt, GID_SIZE + 1)
+        end
+    end
+    return groups, order
+end
+
+-- Marks positions of one group done; returns how many were still held, and the
+-- items at those positions when want_items. Deletes the group once all are done.
+local function settle_group(leased, gid, positions, want_items)
+    local key = group_key(leased, gid)
+    local size = redis.call('LLEN', key)
+    if size == 0 then
+        return 0, {}
+    end
+    local done = done_key(leased, gid)
+    if not want_items and #positions == size and redis.call('EXISTS', done) == 0 then
+        -- the common case: a whole untouched group (positions are distinct and in range)
+        local in_range = true
+        for _, position in ipairs(positions) do
+            if position >= size then
+                in_range = false
+                break
+            end
+        end
+        if in_range then
+            delete_group(leased, gid)
+            return size, {}
+        end
+    end
+    local settled, items = 0, {}
+    for _, position in ipairs(positions) do
+        if position < size and redis.call('SETBIT', done, position, 1) == 0 then
+            settled = settled + 1
+            if want_items then
+                items[#items + 1] = redis.call('LINDEX', key, position)
+            end
+        end
+    end
+    if redis.call('BITCOUNT', done) >= size then
+        delete_group(leased, gid)
+    end
+    return settled, items
+end
+
+-- Acknowledges the receipts ARGV[first..]; returns how many leases were still held.
+local function acknowledge(leased, first)
+    local groups, order = receipts_by_group(first)
+    local acked = 0
+    for _, gid in ipairs(order) do
+        acked = acked + settle_group(leased, gid, groups[gid], false)
+    end
+    return acked
+end
+
+-- Items of a group not done yet, in pop order.
+local function held_items(leased, gid)
+    local items = redis.call('LRANGE', group_key(leased, gid), 0, -1)
+    local done = redis.call('GET', done_key(leased, gid))
+    if not done then
+        return items
+    end
+    local held = {}
+    for i, item in ipairs(items) do
+        if not is_done(done, i - 1) then
+            held[#held + 1] = item
+        end
+    end
+    return held
+end
+
+-- How many items of a group are not done yet.
+local function held_count(leased, gid)
+    local size = redis.call('LLEN', group_key(leased, gid))
+    if size == 0 then
+        return 0
+    end
+    return size - redis.call('BITCOUNT', done_key(leased, gid))
+end
