@@ -171,7 +171,8 @@ def test_threads_sharing_one_connector_split_the_queue(make: Factory, name: str)
     delivered: list[bytes] = []
 
     def consume(_: int) -> None:
-        while batch := connector.pop(name, 3, lease_seconds=30):
+        # leases long enough to outlast a slow run: nothing may be redelivered here
+        while batch := connector.pop(name, 3, lease_seconds=600):
             delivered.extend(message.payload for message in batch)
 
     run_threads(4, consume)
