@@ -1,0 +1,130 @@
+"""``sergeant-operator``: the command that runs the operator.
+
+Every flag also reads a ``SERGEANT_OPERATOR_*`` environment variable (a flag
+wins), e.g. ``--namespace`` and ``SERGEANT_OPERATOR_NAMESPACE``. SIGTERM and
+SIGINT stop it cleanly: the loops stop and the Lease is released, so a standby
+replica takes over at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from types import FrameType
+
+from .kube import Kube, current_namespace, load_api_client
+from .leader import ElectionTimings, LeaderElector
+from .manager import Operator, OperatorSettings
+from .metrics import HealthServer, OperatorMetrics
+
+logger = logging.getLogger('sergeant_operator')
+
+DEFAULT_METRICS_PORT = 8080
+DEFAULT_LEASE_NAME = 'sergeant-operator'
+ALL_NAMESPACES = 'all'
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f'SERGEANT_OPERATOR_{name}') or default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='sergeant-operator',
+        description='Deploy SergeantWorker pools and scale them from the length of their task queues.',
+    )
+    add = parser.add_argument
+    add(
+        '--kubeconfig',
+        default=_env('KUBECONFIG'),
+        help='kubeconfig file (default: in-cluster, then $KUBECONFIG)',
+    )
+    add(
+        '--namespace',
+        default=_env('NAMESPACE', ALL_NAMESPACES),
+        help=f'namespace whose SergeantWorkers to manage, or "{ALL_NAMESPACES}" (default)',
+    )
+    add('--metrics-host', default=_env('METRICS_HOST', '0.0.0.0'), help='address of /metrics and /healthz')
+    add(
+        '--metrics-port',
+        type=int,
+        default=int(_env('METRICS_PORT', str(DEFAULT_METRICS_PORT)) or DEFAULT_METRICS_PORT),
+        help=f'port of /metrics and /healthz (default {DEFAULT_METRICS_PORT}; 0 picks a free one)',
+    )
+    add(
+        '--leader-election',
+        action=argparse.BooleanOptionalAction,
+        default=(_env('LEADER_ELECTION', 'true') or 'true').lower() not in ('0', 'false', 'no'),
+        help='campaign for a Lease so several replicas can run (default on)',
+    )
+    add('--lease-name', default=_env('LEASE_NAME', DEFAULT_LEASE_NAME), help='name of the Lease')
+    add(
+        '--lease-namespace', default=_env('LEASE_NAMESPACE'), help='namespace of the Lease (default: our own)'
+    )
+    add(
+        '--identity', default=_env('IDENTITY'), help='this replica in the Lease (default: host name + random)'
+    )
+    add('--lease-duration', type=float, default=float(_env('LEASE_DURATION', '15') or 15))
+    add('--renew-deadline', type=float, default=float(_env('RENEW_DEADLINE', '10') or 10))
+    add('--retry-period', type=float, default=float(_env('RETRY_PERIOD', '2') or 2))
+    add('--log-level', default=_env('LOG_LEVEL', 'INFO'), choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'))
+    return parser
+
+
+def build_operator(arguments: argparse.Namespace) -> Operator:
+    kube = Kube(load_api_client(arguments.kubeconfig))
+    identity = arguments.identity or f'{socket.gethostname()}-{uuid.uuid4().hex[:8]}'
+    namespace = None if arguments.namespace == ALL_NAMESPACES else arguments.namespace
+    elector = None
+    if arguments.leader_election:
+        timings = ElectionTimings(arguments.lease_duration, arguments.renew_deadline, arguments.retry_period)
+        lease_namespace = arguments.lease_namespace or namespace or current_namespace()
+        elector = LeaderElector(kube, lease_namespace, arguments.lease_name, identity, timings)
+    return Operator(
+        kube, OperatorSettings(namespace=namespace, identity=identity), OperatorMetrics(), elector
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=arguments.log_level, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    try:
+        operator = build_operator(arguments)
+    except ValueError as error:
+        print(f'sergeant-operator: {error}', file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info('signal %d: stopping', signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server = HealthServer(
+        arguments.metrics_host, arguments.metrics_port, operator.metrics, operator.is_healthy
+    )
+    server.start()
+    logger.info(
+        'sergeant-operator %s: namespace %s, /metrics and /healthz on port %d',
+        operator.settings.identity,
+        arguments.namespace,
+        server.port,
+    )
+    try:
+        operator.run(stop)
+    finally:
+        server.stop()
+        operator.kube.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

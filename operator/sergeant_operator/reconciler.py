@@ -1,0 +1,247 @@
+"""One reconciliation of one SergeantWorker: read the queue, decide, apply, report.
+
+A :class:`WorkerReconciler` lives as long as its resource is watched and keeps
+what the scaling policy remembers between polls. Each :meth:`~WorkerReconciler.reconcile`:
+
+1. reads the spec (an invalid one sets Ready=False and changes nothing else);
+2. reads the owned Deployment (one made by someone else is never taken over);
+3. reads the queue and asks the policy for a count; when the queue cannot be
+   read, it keeps the last decision (it never scales to zero on an error), sets
+   BrokerReachable=False and records a Warning event;
+4. if this replica still leads, server-side-applies the Deployment with that
+   count, publishes it as ``spec.replicas`` through the scale subresource, and
+   patches the status when it changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import deployment as desired
+from .events import EventReporter
+from .kube import Kube, KubeError
+from .metrics import OperatorMetrics
+from .policy import Decision, Observation, ScalerState, decide, hold
+from .queue import BrokerError, QueueReader
+from .resource import SpecError, WorkerResource, object_key, parse_worker
+from .status import BROKER_REACHABLE, READY, SCALING, Condition, merge_conditions, timestamp
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 10.0  # next attempt after an API failure or an invalid spec
+BROKER_UNREACHABLE_REASON = 'BrokerUnreachable'
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one reconciliation did, for callers and tests."""
+
+    replicas: int | None  # None when nothing was applied
+    observation: Observation | None
+    reason: str
+    next_poll_seconds: float
+
+
+class WorkerReconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        reader: QueueReader,
+        metrics: OperatorMetrics,
+        events: EventReporter,
+        is_leader: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime.datetime] = _utc_now,
+    ) -> None:
+        self._kube = kube
+        self._reader = reader
+        self._metrics = metrics
+        self._events = events
+        self._is_leader = is_leader
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._scaler: ScalerState | None = None
+        self._broker_error: BrokerError | None = None  # the last reading's failure, None when it worked
+        self._reported_problem: tuple[str, int] | None = None  # (reason, generation) already evented
+
+    def reconcile(self, obj: Mapping[str, Any]) -> Outcome:
+        namespace, name = object_key(obj)
+        self._metrics.reconciles.labels(namespace, name).inc()
+        try:
+            worker = parse_worker(obj)
+        except SpecError as error:
+            self._refuse(obj, 'InvalidSpec', str(error))
+            return Outcome(None, None, 'InvalidSpec', RETRY_SECONDS)
+        try:
+            return self._reconcile(obj, worker)
+        except KubeError as error:
+            logger.warning('reconciling %s/%s: %s', namespace, name, error)
+            self._metrics.count_error(namespace, name, 'KubernetesApi')
+            return Outcome(
+                None, None, 'KubernetesApi', min(RETRY_SECONDS, worker.spec.scaling.polling_interval_seconds)
+            )
+
+    def forget(self) -> None:
+        self._scaler = None
+
+    def _reconcile(self, obj: Mapping[str, Any], worker: WorkerResource) -> Outcome:
+        scaling = worker.spec.scaling
+        existing = self._kube.get_deployment(worker.namespace, worker.name)
+        if existing is not None and not desired.is_owned_by(existing, worker):
+            message = f'Deployment {worker.name!r} exists and is not controlled by this SergeantWorker'
+            self._refuse(obj, 'DeploymentConflict', message)
+            return Outcome(None, None, 'DeploymentConflict', scaling.polling_interval_seconds)
+        current = None if existing is None else int((existing.get('spec') or {}).get('replicas') or 0)
+        now = self._clock()
+        if self._scaler is None:
+            published = (obj.get('spec') or {}).get('replicas')
+            start = current if current is not None else published if isinstance(published, int) else 0
+            self._scaler = ScalerState.initial(scaling.clamp(start), now)
+
+        observation, decision = self._observe(obj, worker, now)
+        replicas = decision.replicas if decision is not None else hold(scaling, self._scaler)
+        reason = decision.reason.value if decision is not None else BROKER_UNREACHABLE_REASON
+        if decision is not None:
+            self._scaler = decision.state
+        else:
+            self._scaler = dataclasses.replace(self._scaler, replicas=replicas)
+        self._metrics.desired_replicas.labels(worker.namespace, worker.name).set(replicas)
+
+        if not self._is_leader():
+            return Outcome(None, observation, 'NotLeader', scaling.polling_interval_seconds)
+        applied = self._kube.apply_deployment(desired.desired_deployment(worker, replicas))
+        if (obj.get('spec') or {}).get('replicas') != replicas:
+            self._kube.scale_worker(worker.namespace, worker.name, replicas)
+        if current is None:
+            self._events.emit(
+                obj, 'Normal', 'Created', 'Apply', f'Deployment created with {replicas} replicas'
+            )
+        elif current != replicas:
+            note = f'Scaled from {current} to {replicas} replicas ({_describe(observation, reason)})'
+            self._events.emit(obj, 'Normal', 'Scaled', 'Scale', note)
+        self._update_status(obj, worker, applied, replicas, reason, observation, scaled=current != replicas)
+        return Outcome(replicas, observation, reason, scaling.polling_interval_seconds)
+
+    def _observe(
+        self, obj: Mapping[str, Any], worker: WorkerResource, now: float
+    ) -> tuple[Observation | None, Decision | None]:
+        assert self._scaler is not None
+        try:
+            observation = self._reader.read(worker)
+        except BrokerError as error:
+            self._metrics.count_error(worker.namespace, worker.name, error.reason)
+            if (
+                self._broker_error is None or self._broker_error.reason != error.reason
+            ) and self._is_leader():
+                note = f'{error.message}; keeping {self._scaler.replicas} replicas'
+                self._events.emit(obj, 'Warning', error.reason, 'ReadQueue', note)
+            self._broker_error = error
+            logger.warning('%s/%s: %s', worker.namespace, worker.name, error.message)
+            return None, None
+        if self._broker_error is not None and self._is_leader():
+            self._events.emit(obj, 'Normal', 'BrokerReachable', 'ReadQueue', 'The queue can be read again')
+        self._broker_error = None
+        self._metrics.queue_length.labels(worker.namespace, worker.name).set(observation.ready)
+        self._metrics.in_flight.labels(worker.namespace, worker.name).set(observation.in_flight)
+        return observation, decide(worker.spec.scaling, self._scaler, observation, now)
+
+    def _update_status(
+        self,
+        obj: Mapping[str, Any],
+        worker: WorkerResource,
+        deployment: Mapping[str, Any],
+        replicas: int,
+        reason: str,
+        observation: Observation | None,
+        scaled: bool,
+    ) -> None:
+        previous = dict(obj.get('status') or {})
+        pods = (deployment.get('status') or {}).get('replicas') or 0
+        ready_pods = (deployment.get('status') or {}).get('readyReplicas') or 0
+        now = self._wall_clock()
+        status: dict[str, Any] = {
+            **previous,
+            'desiredReplicas': replicas,
+            'replicas': pods,
+            'readyReplicas': ready_pods,
+            'selector': desired.selector_string(worker),
+            'observedGeneration': worker.generation,
+        }
+        if observation is not None:
+            status['queueLength'] = observation.ready
+            status['inFlight'] = observation.in_flight
+        if scaled or 'lastScaleTime' not in status:
+            status['lastScaleTime'] = timestamp(now)
+        conditions = [
+            _ready_condition(replicas, ready_pods),
+            _scaling_condition(replicas, pods, reason, observation),
+            _broker_condition(self._broker_error, observation),
+        ]
+        status['conditions'] = merge_conditions(
+            previous.get('conditions') or [], conditions, now, worker.generation
+        )
+        if status != previous:
+            self._kube.patch_worker_status(worker.namespace, worker.name, status)
+
+    def _refuse(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        """Report a resource the operator will not act on; its Deployment is left as it is."""
+        namespace, name = object_key(obj)
+        generation = int((obj.get('metadata') or {}).get('generation') or 0)
+        self._metrics.count_error(namespace, name, reason)
+        logger.warning('%s/%s: %s', namespace, name, message)
+        if not self._is_leader():
+            return
+        if self._reported_problem != (reason, generation):
+            self._events.emit(obj, 'Warning', reason, 'Reconcile', message)
+            self._reported_problem = (reason, generation)
+        previous = dict(obj.get('status') or {})
+        conditions = merge_conditions(
+            previous.get('conditions') or [],
+            [Condition(READY, 'False', reason, message)],
+            self._wall_clock(),
+            generation,
+        )
+        status = {**previous, 'observedGeneration': generation, 'conditions': conditions}
+        if status != previous:
+            try:
+                self._kube.patch_worker_status(namespace, name, status)
+            except KubeError as error:
+                logger.warning('%s/%s: status not updated: %s', namespace, name, error)
+
+
+def _describe(observation: Observation | None, reason: str) -> str:
+    if observation is None:
+        return reason
+    return f'{observation.ready} ready, {observation.in_flight} in flight; {reason}'
+
+
+def _ready_condition(replicas: int, ready_pods: int) -> Condition:
+    if replicas == 0:
+        return Condition(READY, 'True', 'ScaledToZero', 'No replicas wanted')
+    if ready_pods >= replicas:
+        return Condition(READY, 'True', 'DeploymentReady', f'{ready_pods}/{replicas} pods ready')
+    return Condition(READY, 'False', 'WaitingForPods', f'{ready_pods}/{replicas} pods ready')
+
+
+def _scaling_condition(replicas: int, pods: int, reason: str, observation: Observation | None) -> Condition:
+    message = f'{replicas} replicas wanted, {pods} running ({_describe(observation, reason)})'
+    if pods < replicas:
+        return Condition(SCALING, 'True', 'ScalingUp', message)
+    if pods > replicas:
+        return Condition(SCALING, 'True', 'ScalingDown', message)
+    return Condition(SCALING, 'False', reason, message)
+
+
+def _broker_condition(error: BrokerError | None, observation: Observation | None) -> Condition:
+    if observation is not None or error is None:
+        return Condition(BROKER_REACHABLE, 'True', 'QueueRead', 'The queue was read at the last poll')
+    return Condition(BROKER_REACHABLE, 'False', error.reason, f'{error.message}; the last decision is kept')
