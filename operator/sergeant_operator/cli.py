@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from types import FrameType
 
-from .kube import Kube, current_namespace, load_api_client
+from .kube import Kube, KubeError, current_namespace, load_api_client
 from .leader import ElectionTimings, LeaderElector
 from .manager import Operator, OperatorSettings
 from .metrics import HealthServer, OperatorMetrics
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=arguments.log_level, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         operator = build_operator(arguments)
-    except ValueError as error:
+    except (KubeError, ValueError) as error:
         print(f'sergeant-operator: {error}', file=sys.stderr)
         return 2
     stop = threading.Event()

@@ -73,14 +73,17 @@ def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """A client of its own (never the library's global one): from ``kubeconfig`` when given,
     else the in-cluster service account, else the default kubeconfig (``$KUBECONFIG``)."""
-    if kubeconfig is not None:
-        return config.new_client_from_config(config_file=kubeconfig)
-    configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        return config.new_client_from_config()
-    return client.ApiClient(configuration)
+        if kubeconfig is not None:
+            return config.new_client_from_config(config_file=kubeconfig)
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            return config.new_client_from_config()
+        return client.ApiClient(configuration)
+    except (config.ConfigException, OSError) as error:
+        raise KubeError(0, 'NoConfiguration', f'cannot reach a Kubernetes API server: {error}') from error
 
 
 def current_namespace(default: str = 'default') -> str:

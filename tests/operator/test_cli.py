@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sergeant_operator.cli import build_operator, build_parser
+from sergeant_operator.cli import build_operator, build_parser, main
 
 
 def test_defaults_watch_all_namespaces_with_leader_election() -> None:
@@ -56,3 +56,10 @@ def test_the_operator_is_built_from_a_kubeconfig(tmp_path: Path) -> None:
     assert operator.elector is not None
     assert (operator.elector.namespace, operator.elector.identity) == ('ops', 'op-7')
     operator.kube.close()
+
+
+def test_a_missing_kubeconfig_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(['--kubeconfig', str(tmp_path / 'absent')])
+
+    assert code == 2
+    assert 'cannot reach a Kubernetes API server' in capsys.readouterr().err
