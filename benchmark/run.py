@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import envs, facts, latency, measure, placement, report
+from harness import envs, facts, latency, measure, placement, report, supervised, supervised_report
 from harness.server import RedisServer, running_redis
 
 RESULTS_DIR = envs.BENCHMARK_DIR / 'results'
@@ -31,6 +31,7 @@ MODES = [
 ]
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
+SECTIONS = ['modes', 'supervised']  # the library's modes per process; the two supervisors
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -50,6 +51,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument('--allow-idle', action='store_true', help='let idle CPUs halt (no PM QoS request)')
     parser.add_argument(
         '--profile', action='store_true', help='add one cProfile run per cell, first placement only'
+    )
+    parser.add_argument(
+        '--sections', nargs='+', choices=SECTIONS, default=SECTIONS, help='only these sections'
+    )
+    parser.add_argument(
+        '--idle-seconds', type=float, default=10.0, help='idle supervisor measurement (default 10)'
     )
     return parser.parse_args()
 
@@ -104,13 +111,22 @@ def main() -> int:
     }
     with running_redis() as server, placement.polling_idle(not arguments.allow_idle) as idle:
         record['facts'] = {**facts.collect(*interpreters, server.version), 'idle CPUs': idle}
-        for index, where in enumerate(placement.available(arguments.placements)):
+        wanted = placement.available(arguments.placements) if 'modes' in arguments.sections else []
+        for index, where in enumerate(wanted):
             record['placements'][where.key] = measure_placement(
                 where, server, modes, interpreters, arguments, arguments.profile and index == 0
             )
+        extra: list[str] = []
+        if 'supervised' in arguments.sections:
+            section = supervised.run_section(
+                server, *interpreters, arguments.repeats, arguments.scale, arguments.idle_seconds
+            )
+            section['summary'] = supervised_report.summarise(section)
+            record['supervised'] = section
+            extra = supervised_report.markdown_lines(section, arguments.repeats)
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
-    text = report.markdown(modes, entrants, record)
+    text = report.markdown(modes, entrants, record, extra)
     write_results(text, record)
     print(text)
     return 0

@@ -9,7 +9,7 @@ socket); the TCP-to-TCP ratio is shown beside it.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .measure import Contender, Mode
@@ -195,7 +195,10 @@ def _profiles(modes: list[Mode], entrants: list[Contender], record: dict[str, An
     ]
 
 
-def markdown(modes: list[Mode], entrants: list[Contender], record: dict[str, Any]) -> str:
+def markdown(
+    modes: list[Mode], entrants: list[Contender], record: dict[str, Any], extra: Sequence[str] = ()
+) -> str:
+    """The report; ``extra`` lines (other sections) go before the machine facts."""
     settings = record['settings']
     intro = [
         '# Sergeant benchmark: ours vs Sergeant 0.27.0',
@@ -206,7 +209,7 @@ def markdown(modes: list[Mode], entrants: list[Contender], record: dict[str, Any
         'Ratios compare ours at its best transport with 0.27 over TCP.',
         '',
     ]
-    sections = [
+    modes_sections = [
         intro,
         _per_placement(record, 'Throughput', lambda section: results_table(modes, section['summary'])),
         _per_placement(record, 'Redis round trip (PING)', lambda section: latency_table(section['latency'])),
@@ -216,6 +219,10 @@ def markdown(modes: list[Mode], entrants: list[Contender], record: dict[str, Any
             lambda section: breakdown_table(modes, entrants, section['summary']),
         ),
         _profiles(modes, entrants, record),
+    ]
+    sections = [
+        *(modes_sections if record['placements'] else [intro[:2]]),
+        list(extra),
         ['## Machine', '', *facts_list(record['facts']), ''],
     ]
     return '\n'.join(line for section in sections for line in section)
