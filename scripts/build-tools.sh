@@ -10,6 +10,7 @@ TOOLS=(
     ferretdb
     helm
     etcd
+    kube-apiserver
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
