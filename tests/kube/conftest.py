@@ -1,0 +1,53 @@
+"""Fixtures of the Kubernetes suites: one real API server per session, and clients of it.
+
+``kube_api`` (session scope) yields a running ``tests.servers.kube.KubeAPIServer``
+(kube-apiserver on etcd, no kubelet or controllers) with:
+
+- ``kubeconfig_path``: a kubeconfig file (context ``sergeant-test``, namespace
+  ``default``) for the Python client, Helm (``--kubeconfig``) or kubectl;
+- ``url``: ``https://127.0.0.1:<port>``, its certificate signed by the CA in ``ca_path``;
+- ``token``: a bearer token of a ``system:masters`` member (authorization mode is
+  RBAC, so RBAC objects apply to every other user);
+- ``workdir``: where the logs (``etcd.log``, ``kube-apiserver.log``) are;
+- ``env()``: this process's environment plus ``KUBECONFIG``, for subprocesses.
+
+``kube_client`` is a ``kubernetes.client.ApiClient`` on that kubeconfig, closed
+after each test; ``kube_namespace`` is a fresh namespace for one test, left in
+place (with no controller-manager a deleted namespace never goes away).
+
+Missing binaries fail the fixture with a message to run ``make tools``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+
+from tests.servers.kube import KubeAPIServer, running_kube_apiserver
+
+
+@pytest.fixture(scope='session')
+def kube_api() -> Iterator[KubeAPIServer]:
+    with running_kube_apiserver() as server:
+        yield server
+
+
+@pytest.fixture
+def kube_client(kube_api: KubeAPIServer) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(kube_api.kubeconfig_path))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def kube_namespace(kube_client: client.ApiClient) -> str:
+    name = f'test-{uuid.uuid4().hex[:10]}'
+    client.CoreV1Api(kube_client).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+    return name
