@@ -82,62 +82,73 @@ def running_kube_apiserver(workdir: pathlib.Path | None = None) -> Iterator[Kube
     """
     etcd_binary = required_binary(ETCD_BINARY)
     apiserver_binary = required_binary(KUBE_APISERVER_BINARY)
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # unwinds in reverse: API server, etcd, temporary directory
         if workdir is None:
             workdir = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='kube-')))
         workdir.mkdir(parents=True, exist_ok=True)
-        etcd_url = f'http://{_HOST}:{_free_port()}'
-        peer_url = f'http://{_HOST}:{_free_port()}'
-        etcd_log = workdir / 'etcd.log'
-        etcd_command = [
-            str(etcd_binary),
-            f'--data-dir={workdir / "etcd"}',
-            f'--listen-client-urls={etcd_url}',
-            f'--advertise-client-urls={etcd_url}',
-            f'--listen-peer-urls={peer_url}',
-            f'--initial-advertise-peer-urls={peer_url}',
-            '--name=sergeant-test',
-            f'--initial-cluster=sergeant-test={peer_url}',
-            '--unsafe-no-fsync',  # throwaway data: skip the fsyncs that dominate etcd's latency
-            '--log-level=warn',
-        ]
-        etcd = stack.enter_context(_process(etcd_command, etcd_log))
-        _wait_until(lambda: _etcd_is_healthy(etcd_url), etcd, etcd_log)
+        etcd_url = _start_etcd(stack, etcd_binary, workdir)
+        yield _start_apiserver(stack, apiserver_binary, workdir, etcd_url)
 
-        token = secrets.token_urlsafe(32)
-        (workdir / 'tokens.csv').write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
-        service_account_key, service_account_public_key = _service_account_keys(workdir)
-        cert_dir = workdir / 'certs'
-        port = _free_port()
-        url = f'https://{_HOST}:{port}'
-        apiserver_log = workdir / 'kube-apiserver.log'
-        apiserver_command = [
-            str(apiserver_binary),
-            f'--etcd-servers={etcd_url}',
-            f'--bind-address={_HOST}',
-            f'--advertise-address={_HOST}',
-            f'--secure-port={port}',
-            f'--cert-dir={cert_dir}',  # a self-signed CA and serving certificate for the bind address
-            f'--token-auth-file={workdir / "tokens.csv"}',
-            '--authorization-mode=RBAC',
-            f'--service-account-issuer={SERVICE_ACCOUNT_ISSUER}',
-            f'--service-account-key-file={service_account_public_key}',
-            f'--service-account-signing-key-file={service_account_key}',
-            '--service-cluster-ip-range=10.0.0.0/24',
-            '--disable-admission-plugins=ServiceAccount',
-            '--allow-privileged=true',
-            '--endpoint-reconciler-type=none',  # no kubelet or second server to publish endpoints for
-        ]
-        apiserver = stack.enter_context(_process(apiserver_command, apiserver_log))
-        ca_path = workdir / 'ca.crt'
-        serving_cert = cert_dir / 'apiserver.crt'
-        _wait_until(lambda: _ca_is_written(serving_cert, ca_path), apiserver, apiserver_log)
-        context = ssl.create_default_context(cafile=str(ca_path))
-        _wait_until(lambda: _apiserver_is_ready(url, token, context), apiserver, apiserver_log)
 
-        kubeconfig_path = workdir / 'kubeconfig'
-        _write_kubeconfig(kubeconfig_path, url, token, ca_path)
-        yield KubeAPIServer(url, token, kubeconfig_path, ca_path, workdir)
+def _start_etcd(stack: contextlib.ExitStack, binary: pathlib.Path, workdir: pathlib.Path) -> str:
+    """Start a one-member etcd, wait until it is healthy; its client URL."""
+    etcd_url = f'http://{_HOST}:{_free_port()}'
+    peer_url = f'http://{_HOST}:{_free_port()}'
+    log_path = workdir / 'etcd.log'
+    command = [
+        str(binary),
+        f'--data-dir={workdir / "etcd"}',
+        f'--listen-client-urls={etcd_url}',
+        f'--advertise-client-urls={etcd_url}',
+        f'--listen-peer-urls={peer_url}',
+        f'--initial-advertise-peer-urls={peer_url}',
+        '--name=sergeant-test',
+        f'--initial-cluster=sergeant-test={peer_url}',
+        '--unsafe-no-fsync',  # throwaway data: skip the fsyncs that dominate etcd's latency
+        '--log-level=warn',
+    ]
+    etcd = stack.enter_context(_process(command, log_path))
+    _wait_until(lambda: _etcd_is_healthy(etcd_url), etcd, log_path)
+    return etcd_url
+
+
+def _start_apiserver(
+    stack: contextlib.ExitStack, binary: pathlib.Path, workdir: pathlib.Path, etcd_url: str
+) -> KubeAPIServer:
+    """Start kube-apiserver on ``etcd_url``, wait until ``/readyz`` answers, write the kubeconfig."""
+    token = secrets.token_urlsafe(32)
+    (workdir / 'tokens.csv').write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+    service_account_key, service_account_public_key = _service_account_keys(workdir)
+    cert_dir = workdir / 'certs'
+    port = _free_port()
+    url = f'https://{_HOST}:{port}'
+    log_path = workdir / 'kube-apiserver.log'
+    command = [
+        str(binary),
+        f'--etcd-servers={etcd_url}',
+        f'--bind-address={_HOST}',
+        f'--advertise-address={_HOST}',
+        f'--secure-port={port}',
+        f'--cert-dir={cert_dir}',  # a self-signed CA and serving certificate for the bind address
+        f'--token-auth-file={workdir / "tokens.csv"}',
+        '--authorization-mode=RBAC',
+        f'--service-account-issuer={SERVICE_ACCOUNT_ISSUER}',
+        f'--service-account-key-file={service_account_public_key}',
+        f'--service-account-signing-key-file={service_account_key}',
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+        '--endpoint-reconciler-type=none',  # no kubelet or second server to publish endpoints for
+    ]
+    apiserver = stack.enter_context(_process(command, log_path))
+    ca_path = workdir / 'ca.crt'
+    serving_cert = cert_dir / 'apiserver.crt'
+    _wait_until(lambda: _ca_is_written(serving_cert, ca_path), apiserver, log_path)
+    context = ssl.create_default_context(cafile=str(ca_path))
+    _wait_until(lambda: _apiserver_is_ready(url, token, context), apiserver, log_path)
+    kubeconfig_path = workdir / 'kubeconfig'
+    _write_kubeconfig(kubeconfig_path, url, token, ca_path)
+    return KubeAPIServer(url, token, kubeconfig_path, ca_path, workdir)
 
 
 def required_binary(path: pathlib.Path) -> pathlib.Path:
