@@ -1,0 +1,95 @@
+"""The chart's files agree with the rest of the repository: versions, the CRD, the dashboard, RBAC rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from tests.helm.conftest import CHART, REPO, Helm, by_kind, one
+
+OPERATOR_RBAC = REPO / 'operator' / 'rbac'
+DASHBOARD = REPO / 'docker' / 'grafana' / 'dashboards' / 'sergeant.json'
+
+
+def package_version() -> str:
+    match = re.search(r'^version = "([^"]+)"$', (REPO / 'pyproject.toml').read_text(), re.MULTILINE)
+    assert match is not None
+    return match.group(1)
+
+
+def rules(manifest: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in manifest['rules']
+        for group in rule['apiGroups']
+        for resource in rule['resources']
+        for verb in rule['verbs']
+    }
+
+
+def rules_in(file_name: str, kind: str) -> set[tuple[str, str, str]]:
+    documents = yaml.safe_load_all((OPERATOR_RBAC / file_name).read_text())
+    [manifest] = [document for document in documents if document['kind'] == kind]
+    return rules(manifest)
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / 'Chart.yaml').read_text())
+
+    assert chart['apiVersion'] == 'v2'
+    assert chart['name'] == 'sergeant'
+    assert chart['appVersion'] == package_version()
+
+
+def test_the_crd_is_the_operators() -> None:
+    [source] = (REPO / 'operator' / 'crd').glob('*.yaml')
+    copy = CHART / 'crds' / source.name
+
+    assert copy.read_bytes() == source.read_bytes(), (
+        f'run: cp {source.relative_to(REPO)} {copy.relative_to(REPO)}'
+    )
+    assert [path.name for path in (CHART / 'crds').iterdir()] == [source.name]
+
+
+def test_the_dashboard_is_the_one_of_the_compose_stack() -> None:
+    copy = CHART / 'dashboards' / DASHBOARD.name
+
+    assert copy.read_bytes() == DASHBOARD.read_bytes(), (
+        f'run: cp {DASHBOARD.relative_to(REPO)} {copy.relative_to(REPO)}'
+    )
+
+
+def test_cluster_wide_rbac_grants_what_the_operators_own_manifests_grant(helm: Helm) -> None:
+    manifests = helm.render()
+
+    assert rules(one(manifests, 'ClusterRole')) == rules_in('cluster-role.yaml', 'ClusterRole')
+    [lease_role] = by_kind(manifests, 'Role')
+    assert rules(lease_role) == rules_in('leader-election.yaml', 'Role')
+
+
+def test_namespaced_rbac_grants_the_same_rules_in_the_watched_namespace_only(helm: Helm) -> None:
+    manifests = helm.render(set_values=['operator.watchNamespace=jobs'])
+
+    assert by_kind(manifests, 'ClusterRole') == [] and by_kind(manifests, 'ClusterRoleBinding') == []
+    [role] = [role for role in by_kind(manifests, 'Role') if role['metadata']['namespace'] == 'jobs']
+    assert rules(role) == rules_in('role.yaml', 'Role')
+    [binding] = [
+        item for item in by_kind(manifests, 'RoleBinding') if item['metadata']['namespace'] == 'jobs'
+    ]
+    assert binding['roleRef'] == {
+        'apiGroup': 'rbac.authorization.k8s.io',
+        'kind': 'Role',
+        'name': role['metadata']['name'],
+    }
+
+
+def test_the_dashboard_configmap_carries_the_dashboard_and_the_sidecar_label(helm: Helm) -> None:
+    configmap = one(helm.render(set_values=['grafana.dashboard.enabled=true']), 'ConfigMap')
+
+    assert configmap['metadata']['labels']['grafana_dashboard'] == '1'
+    [(name, text)] = configmap['data'].items()
+    assert name.endswith('.json')
+    assert json.loads(text) == json.loads(DASHBOARD.read_text())
