@@ -149,8 +149,8 @@ def markdown_lines(section: dict[str, Any], repeats: int) -> list[str]:
         f'### Idle: {section["idle_workers"]} workers on an empty queue, {section["idle_seconds"]:g} s '
         f'(median of {repeats})',
         '',
-        'CPU time (user + system) of the supervisor process alone, and of each worker, as a share of one '
-        'core; resident set sizes after that.',
+        'Time on a CPU (user + system, from schedstat) of the supervisor process alone, and of each worker, '
+        'as a share of one core; resident set sizes after that.',
         '',
         *idle_table(section, summary),
         '',
