@@ -1,0 +1,30 @@
+"""Fixtures of the image tests: a real Redis, and supervisors started from an image's command line.
+
+``supervise`` (from tests/supervisor) starts a command as a process, records what
+its workers did, and kills whatever is left at teardown.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.redis import running_redis
+from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def redis_settings(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with running_redis(tmp_path / 'redis') as server:
+        yield {'type': 'redis', 'params': {'url': server.url}}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        port: int = probe.getsockname()[1]
+        return port
