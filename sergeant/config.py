@@ -20,6 +20,7 @@ CONNECTOR_TYPES = ('redis', 'mongo', 'local')
 COMPRESSORS = ('zlib', 'gzip', 'bzip2', 'lzma')
 SERIALIZERS = ('pickle', 'msgpack', 'json')
 GUARANTEES = ('at_least_once', 'at_most_once')
+LOG_FORMATS = ('text', 'json')
 _DEFAULT_PREFETCH = 16  # tasks held ahead when Delivery.prefetch is None
 
 
@@ -53,15 +54,28 @@ class LoggingEvents:
 
 @dataclasses.dataclass(frozen=True)
 class Logging:
-    """The worker logger: level, stdout output and extra handlers."""
+    """The worker logger: level, stdout output and extra handlers.
+
+    ``format`` is how ``log_to_stdout`` writes: ``'text'``, or ``'json'`` for one
+    JSON object per line (timestamp, level, logger, worker, pid, event, trace_id,
+    exception; see :mod:`sergeant.logging.json_lines`). ``None`` (default) follows
+    the ``SERGEANT_LOG_FORMAT`` environment variable, which the supervisor sets
+    from its ``--log-format``, and is ``'text'`` without it.
+    """
 
     level: int = logging.ERROR
     log_to_stdout: bool = False
     events: LoggingEvents = dataclasses.field(default_factory=LoggingEvents)
     handlers: list[logging.Handler] = dataclasses.field(default_factory=list)
+    format: Literal['text', 'json'] | None = None
 
     def __post_init__(self) -> None:
         _require(_is_count(self.level), 'logging.level', f'must be a logging level int, got {self.level!r}')
+        _require(
+            self.format is None or self.format in LOG_FORMATS,
+            'logging.format',
+            f'must be None or one of {LOG_FORMATS}, got {self.format!r}',
+        )
 
 
 @dataclasses.dataclass(frozen=True)

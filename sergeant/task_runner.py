@@ -8,20 +8,23 @@ ordinary exception is logged and does not change the outcome.
 
 :class:`TaskRunner` is what the work loop uses: built once per loop, it skips
 the hooks a worker does not override (a no-op hook called thousands of times a
-second is measurable) and counts outcomes. :func:`run_task` is the same for a
-single task, calling every hook.
+second is measurable), counts outcomes and, when given a histogram, times tasks
+(per batch on the fast path: see :mod:`sergeant.metrics.durations`).
+:func:`run_task` is the same for a single task, calling every hook.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .interrupts import WorkerInterrupt, WorkerMaxRetries, WorkerRequeue, WorkerRetry, WorkerTimedout
+from .metrics.durations import BatchClock, DurationHistogram
 from .objects import Task
 from .task_stream import Outcome
 
@@ -34,6 +37,7 @@ _SIGNAL_OUTCOMES: tuple[tuple[type[BaseException], Outcome, str], ...] = (
     (WorkerRequeue, Outcome.REQUEUE, 'on_requeue'),
 )
 _SUCCESS = Outcome.SUCCESS
+_clock = time.perf_counter
 
 
 class TaskRunner:
@@ -44,6 +48,10 @@ class TaskRunner:
     ``on_success`` is only dispatched when overridden, when ``handle_event`` is
     overridden, or when ``logging.events.on_success`` asks for the event to be
     logged. Give a ``guard`` when several threads run tasks.
+
+    With ``durations``, every task's duration is observed. On the fast path the
+    runner's :attr:`batch_clock` does it and must hear from the task stream when
+    a batch arrives and when the stream waits again.
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class TaskRunner:
         task_of_thread: threading.local,
         outcomes: Counter[str],
         guard: threading.Lock | None,
+        durations: DurationHistogram | None = None,
     ) -> None:
         def overridden(hook: str) -> bool:
             return hook in vars(worker) or getattr(type(worker), hook) is not getattr(base, hook)
@@ -70,14 +79,24 @@ class TaskRunner:
             or bool(worker.config.logging.events.on_success)
         )
         self._after_success = self._post_work or self._announce_success
+        self._durations = durations
+        self.batch_clock: BatchClock | None = None
 
         self.run: Callable[[Task, AbstractContextManager[object] | None], Outcome] = self._run_and_count
         """``run(task, time_limit)``: execute ``task`` and count its outcome; control signals
         that end the worker propagate. ``time_limit`` is entered around ``work`` alone:
         an executor's watchdog may raise WorkerTimedout only inside it, never in a hook
         or handler."""
-        if not (self._pre_work or self._after_success or guard):
-            self.run = self._plain_run()
+        plain = not (self._pre_work or self._after_success or guard)
+        if durations is None:
+            if plain:
+                self.run = self._plain_run()
+            return
+        self.run = self._run_timed_and_count
+        # with a time limit every call takes the general path, which times each task itself
+        if plain and not worker.config.timeouts.timeout:
+            self.batch_clock = BatchClock(durations, lambda: sum(dict(outcomes).values()))
+            self.run = self._plain_timed_run(self.batch_clock)
 
     def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
         task_of_thread = self._task_of_thread
@@ -91,6 +110,28 @@ class TaskRunner:
         else:
             with self._guard:
                 self._outcomes[outcome._value_] += 1
+        return outcome
+
+    def _run_timed_and_count(
+        self, task: Task, time_limit: AbstractContextManager[object] | None = None
+    ) -> Outcome:
+        durations = self._durations
+        assert durations is not None
+        task_of_thread = self._task_of_thread
+        task_of_thread.task = task
+        started = _clock()
+        try:
+            outcome = self._run(task, time_limit)
+        finally:
+            task_of_thread.task = None
+        elapsed = _clock() - started
+        if self._guard is None:
+            self._outcomes[outcome._value_] += 1
+            durations.observe(elapsed)
+        else:
+            with self._guard:
+                self._outcomes[outcome._value_] += 1
+                durations.observe(elapsed)
         return outcome
 
     def _plain_run(self) -> Callable[[Task, AbstractContextManager[object] | None], Outcome]:
@@ -116,6 +157,36 @@ class TaskRunner:
             finally:
                 task_of_thread.task = None
             outcomes['success'] += 1
+            return _SUCCESS
+
+        return run
+
+    def _plain_timed_run(
+        self, clock: BatchClock
+    ) -> Callable[[Task, AbstractContextManager[object] | None], Outcome]:
+        """The hot path of :meth:`_plain_run`, timed by ``clock``: per task only while tasks are slow."""
+        worker, work, task_of_thread, outcomes = (
+            self._worker,
+            self._work,
+            self._task_of_thread,
+            self._outcomes,
+        )
+
+        def run(task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
+            task_of_thread.task = task
+            try:
+                work(task)
+            except BaseException as error:
+                outcome = _after_failure(worker, task, error)
+                outcomes[outcome._value_] += 1
+                if clock.per_task:
+                    clock.task_done()
+                return outcome
+            finally:
+                task_of_thread.task = None
+            outcomes['success'] += 1
+            if clock.per_task:
+                clock.task_done()
             return _SUCCESS
 
         return run

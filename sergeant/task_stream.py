@@ -52,6 +52,12 @@ class StreamEvents:
     def fetch_failed(self, error: Exception) -> None:
         """Popping from the broker raised."""
 
+    def waiting(self) -> None:
+        """Every task received so far was handed out; the stream now waits for the broker."""
+
+    def received(self, count: int) -> None:
+        """``count`` tasks arrived; they are handed out before the stream waits again."""
+
 
 class TaskStream:
     """Iterate to receive tasks; call :meth:`settle` after each and :meth:`close` at the end.
@@ -147,6 +153,7 @@ class TaskStream:
         The next pop is sent before these are decoded, so the broker works on it
         meanwhile.
         """
+        self._events.waiting()
         request = self._pending
         deliveries = self._receive()
         if deliveries is None or not deliveries.payloads:
@@ -154,7 +161,9 @@ class TaskStream:
         assert request is not None
         if self._ahead:
             self._send_if_room(len(deliveries.payloads))
+        accepted = self._accepted
         self._accept(deliveries, request.pending)
+        self._events.received(self._accepted - accepted)
         return True
 
     def _receive(self) -> Deliveries | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,8 @@ from .interrupts import (
     WorkerTimedout,
 )
 from .lease_keeper import LeaseKeeper
+from .logging.json_lines import JsonLinesFormatter
+from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
 from .summary import loop_end, process_usage
 from .task_runner import TaskRunner, run_task, young_collections_at_most_every
@@ -76,6 +79,8 @@ _YOUNG_GC_THRESHOLD = 10_000
 
 class Worker:
     """Subclass and override :meth:`generate_config` and :meth:`work`."""
+
+    _task_metrics: WorkerMetrics | None = None
 
     def __init__(self) -> None:
         self.config = self.generate_config()
@@ -120,14 +125,18 @@ class Worker:
             self.logger.removeHandler(handler)
         if settings.log_to_stdout:
             stream_handler = logging.StreamHandler(sys.stdout)
-            stream_handler.setFormatter(
-                logging.Formatter('%(asctime)s %(name)s %(process)d %(levelname)s %(message)s')
-            )
+            stream_handler.setFormatter(self._stdout_formatter())
             self.logger.addHandler(stream_handler)
         for handler in settings.handlers:
             self.logger.addHandler(handler)
         if not self.logger.handlers:
             self.logger.addHandler(logging.NullHandler())
+
+    def _stdout_formatter(self) -> logging.Formatter:
+        log_format = self.config.logging.format or os.environ.get('SERGEANT_LOG_FORMAT', '').strip().lower()
+        if log_format == 'json':
+            return JsonLinesFormatter(self.config.name, self.get_trace_id)
+        return logging.Formatter('%(asctime)s %(name)s %(process)d %(levelname)s %(message)s')
 
     def init_broker(self) -> None:
         connector = create_connector(self.config.connector.type, self.config.connector.params)
@@ -284,21 +293,40 @@ class Worker:
             return False
         return True
 
+    def enable_task_metrics(self) -> WorkerMetrics:
+        """Count task metrics from now on, for the supervisor's ``/metrics``; returns the counters.
+
+        The supervisor's worker processes call it when metrics are served; a
+        worker that never calls it pays nothing for metrics.
+        """
+        self._task_metrics = WorkerMetrics(self.config.name, self.outcomes)
+        return self._task_metrics
+
     def _execute_tasks(self) -> None:
         lease = self.config.delivery.lease
         keeper = None
         if lease is not None:
             keeper = LeaseKeeper(self.broker.connector, self.config.name, lease, self.logger)
             keeper.start()
+        metrics = self._task_metrics
+        guard = self._outcomes_guard if self.config.number_of_threads > 1 else None
+        durations = metrics.durations if metrics is not None else None
+        runner = TaskRunner(self, Worker, self._task_of_thread, self.outcomes, guard, durations)
+        clock = runner.batch_clock
         # asked before every task: a C-level partial is cheaper than a lambda
         should_stop = functools.partial(getattr, self, 'received_stop_signal')
-        stream = TaskStream(self.broker, self.config, _WorkerStreamEvents(self), keeper, should_stop)
-        guard = self._outcomes_guard if self.config.number_of_threads > 1 else None
-        runner = TaskRunner(self, Worker, self._task_of_thread, self.outcomes, guard)
+        events = _WorkerStreamEvents(self, metrics, clock)
+        stream = TaskStream(self.broker, self.config, events, keeper, should_stop)
+        if metrics is not None:
+            metrics.loop_started(lambda: stream.delivered)
         try:
             with young_collections_at_most_every(_YOUNG_GC_THRESHOLD):
                 create_executor(self.config, runner.run).execute(stream)
         finally:
+            if clock is not None:
+                clock.close()  # before close(): tasks received then are handed back, not run
+            if metrics is not None:
+                metrics.loop_ended()
             stream.close()
 
     def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
@@ -351,18 +379,32 @@ class Worker:
 
 
 class _WorkerStreamEvents(StreamEvents):
-    """Turns stream events into worker logs, handlers and outcome counts."""
+    """Turns stream events into worker logs, handlers, outcome counts and metrics."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, metrics: WorkerMetrics | None, clock: BatchClock | None) -> None:
         self._worker = worker
+        self._metrics = metrics
+        self._clock = clock
+
+    def waiting(self) -> None:
+        if self._clock is not None:
+            self._clock.batch_done()
+
+    def received(self, count: int) -> None:
+        if self._clock is not None:
+            self._clock.batch_received()
 
     def dead_lettered(self, letter: DeadLetter) -> None:
         self._worker.outcomes['dead_letter'] += 1
+        if self._metrics is not None:
+            self._metrics.counted_without_running()
         if self._worker.config.logging.events.on_dead_letter:
             self._worker.logger.error('payload dead-lettered: %s', letter.reason)
 
     def redeliveries_exhausted(self, task: Task) -> None:
         self._worker.outcomes[Outcome.MAX_RETRIES.value] += 1
+        if self._metrics is not None:
+            self._metrics.counted_without_running()
         try:
             self._worker.handle_event('on_max_retries', task=task)
         except WorkerInterrupt:
@@ -381,4 +423,6 @@ class _WorkerStreamEvents(StreamEvents):
             self._worker.logger.error('on_starvation handler failed: %s', error, exc_info=True)
 
     def fetch_failed(self, error: Exception) -> None:
+        if self._metrics is not None:
+            self._metrics.fetch_failed()
         self._worker.logger.error('could not fetch tasks: %s', error)

@@ -8,6 +8,10 @@ happened over the report pipe (see :mod:`.protocol`) and exits with a
 It also watches a "lifeline" pipe whose write end only the supervisor holds: if
 the supervisor dies, the pipe reads EOF and the worker stops as if it had been
 sent SIGTERM, so no worker outlives its supervisor for long.
+
+With ``--report-metrics`` (the supervisor serves ``/metrics``) the ready message
+names the worker's broker and queue, and the worker's task metrics are sent
+every second and at the end (:mod:`sergeant.metrics`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..metrics import MetricsFlusher, TaskSnapshot
+from ..metrics.pool import BrokerTarget
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 
@@ -58,16 +64,21 @@ class Reporter:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._lock = threading.Lock()  # the metrics thread writes too; a long message takes several writes
         # exec'd grandchildren must not inherit the pipe, or it would outlive this worker
         os.set_inheritable(fd, False)
 
     def send(self, event: Event, **fields: Any) -> None:
         data = encode_message(event, **fields)
         try:
-            while data:
-                data = data[os.write(self._fd, data) :]
+            with self._lock:
+                while data:
+                    data = data[os.write(self._fd, data) :]
         except OSError:
             pass  # the supervisor is gone; the lifeline watcher stops this worker
+
+    def send_metrics(self, snapshot: TaskSnapshot) -> None:
+        self.send(Event.METRICS, **snapshot.to_fields())
 
 
 def watch_lifeline(fd: int) -> None:
@@ -110,7 +121,21 @@ def _error_text(error: BaseException) -> str:
     return ''.join(described.format())[-MAX_ERROR_CHARS:]
 
 
-def run(module_name: str, class_name: str, reporter: Reporter) -> ChildExit:
+def broker_of(worker: Worker) -> BrokerTarget:
+    """The broker and queue the worker consumes, for the supervisor's probe."""
+    connector = worker.config.connector
+    return BrokerTarget(connector.type, connector.params, worker.config.name)
+
+
+def run_loop(worker: Worker, reporter: Reporter, report_metrics: bool) -> dict[str, Any]:
+    """The worker's work loop, its task metrics sent to the supervisor while it runs if asked."""
+    if not report_metrics:
+        return worker.work_loop()
+    with MetricsFlusher(worker.enable_task_metrics(), reporter.send_metrics):
+        return worker.work_loop()
+
+
+def run(module_name: str, class_name: str, reporter: Reporter, report_metrics: bool = False) -> ChildExit:
     try:
         worker_class = load_worker_class(module_name, class_name)
     except WorkerLoadError as error:
@@ -127,8 +152,8 @@ def run(module_name: str, class_name: str, reporter: Reporter) -> ChildExit:
             details=_error_text(error),
         )
         return ChildExit.START_FAILED
-    reporter.send(Event.READY)
-    summary = worker.work_loop()
+    reporter.send(Event.READY, **(broker_of(worker).to_fields() if report_metrics else {}))
+    summary = run_loop(worker, reporter, report_metrics)
     reporter.send(Event.SUMMARY, summary=summary)
     return exit_code_of(summary)
 
@@ -156,6 +181,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--worker-class', required=True)
     parser.add_argument('--report-fd', type=int, required=True, help='pipe to send messages to')
     parser.add_argument('--lifeline-fd', type=int, help='pipe that reads EOF once the supervisor is gone')
+    parser.add_argument('--report-metrics', action='store_true', help='send task metrics every second')
     return parser.parse_args(argv)
 
 
@@ -167,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop_on_sigint)
     if arguments.lifeline_fd is not None:
         watch_lifeline(arguments.lifeline_fd)
-    code = int(run(arguments.worker_module, arguments.worker_class, Reporter(arguments.report_fd)))
+    reporter = Reporter(arguments.report_fd)
+    code = int(run(arguments.worker_module, arguments.worker_class, reporter, arguments.report_metrics))
     exit_despite_lingering_threads(code)
     return code
 

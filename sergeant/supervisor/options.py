@@ -23,7 +23,10 @@ from ..errors import ConfigError
 T = TypeVar('T')
 
 DEFAULT_DRAIN_TIMEOUT = 20.0  # fits Kubernetes' default 30 s grace period with room to spare
+DEFAULT_METRICS_PORT = 9808
+DEFAULT_METRICS_ADDRESS = '0.0.0.0'  # every interface: Prometheus and the kubelet probe from outside the pod
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+LOG_FORMATS = ('text', 'json')
 
 # Kubernetes-style quantities are accepted for the memory limit: 512Mi, 1Gi, 500M, 1G
 _UNITS = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'Ki': 2**10, 'Mi': 2**20, 'Gi': 2**30}
@@ -45,6 +48,9 @@ class SupervisorOptions:
     max_worker_memory_usage: int | None = None  # bytes of RSS of a worker and its children
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     log_level: str = 'INFO'
+    metrics_port: int = DEFAULT_METRICS_PORT  # 0: no /metrics, /healthz, /readyz, and no metrics work at all
+    metrics_address: str = DEFAULT_METRICS_ADDRESS
+    log_format: str = 'text'  # 'json': one JSON object per line, for the supervisor and its workers
 
     def __post_init__(self) -> None:
         if not _DOTTED_NAME.fullmatch(self.worker_module):
@@ -59,6 +65,12 @@ class SupervisorOptions:
             raise OptionError('--drain-timeout', f'must be >= 0 seconds, got {self.drain_timeout}')
         if self.log_level not in LOG_LEVELS:
             raise OptionError('--log-level', f'must be one of {", ".join(LOG_LEVELS)}')
+        if not 0 <= self.metrics_port <= 65535:
+            raise OptionError('--metrics-port', f'must be a port number 0-65535, got {self.metrics_port}')
+        if not self.metrics_address:
+            raise OptionError('--metrics-address', 'must be an address to listen on, e.g. 0.0.0.0')
+        if self.log_format not in LOG_FORMATS:
+            raise OptionError('--log-format', f'must be one of {", ".join(LOG_FORMATS)}')
 
     @property
     def logging_level(self) -> int:
@@ -96,6 +108,17 @@ _OPTIONS = (
         f'time workers get to finish running tasks after SIGTERM (default {DEFAULT_DRAIN_TIMEOUT:g})',
     ),
     _Option('--log-level', 'LEVEL', f'supervisor log level: {", ".join(LOG_LEVELS)} (default INFO)'),
+    _Option(
+        '--log-format',
+        'FORMAT',
+        'text, or json for one JSON object per line; workers that log to stdout follow it (default text)',
+    ),
+    _Option(
+        '--metrics-port',
+        'PORT',
+        f'port of /metrics, /healthz and /readyz; 0 turns them off (default {DEFAULT_METRICS_PORT})',
+    ),
+    _Option('--metrics-address', 'ADDRESS', f'address to serve them on (default {DEFAULT_METRICS_ADDRESS})'),
 )
 
 
@@ -109,6 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _as_int(text: str) -> int:
     return int(text.strip())
+
+
+def _as_lower(text: str) -> str:
+    return text.strip().lower()
 
 
 def _as_bytes(text: str) -> int:
@@ -161,6 +188,9 @@ def options_from(
             ),
             drain_timeout=take('drain_timeout', _as_seconds, 'a number of seconds', DEFAULT_DRAIN_TIMEOUT),
             log_level=take('log_level', str.upper, 'a log level', 'INFO').strip(),
+            metrics_port=take('metrics_port', _as_int, 'a port number', DEFAULT_METRICS_PORT),
+            metrics_address=take('metrics_address', str.strip, 'an address', DEFAULT_METRICS_ADDRESS),
+            log_format=take('log_format', _as_lower, 'a log format', 'text'),
         )
     except OptionError as error:
         # name the environment variable when that is where the bad value came from

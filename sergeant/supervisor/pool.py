@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .backoff import HEALTHY_AFTER, Backoff
 from .ledger import Ledger
 from .options import SupervisorOptions
+from .pool_metrics import PoolMetrics
 from .process import EndReason, WorkerProcess
 from .reaper import reap_children
 
@@ -42,10 +43,19 @@ class Slot:
 class WorkerPool:
     """N slots, each holding a live worker process or waiting to respawn one."""
 
-    def __init__(self, options: SupervisorOptions, selector: selectors.BaseSelector, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        options: SupervisorOptions,
+        selector: selectors.BaseSelector,
+        ledger: Ledger,
+        metrics: PoolMetrics | None = None,
+    ) -> None:
         self._options = options
         self._selector = selector
         self.ledger = ledger
+        self.metrics = metrics or PoolMetrics()
+        # workers log to stdout in the supervisor's format unless their config says otherwise
+        self._worker_environment = {'SERGEANT_LOG_FORMAT': options.log_format}
         self._slots = [Slot(index) for index in range(options.concurrent_workers)]
         self._processes: dict[int, WorkerProcess] = {}  # pid -> live (not yet reaped) worker
         # every worker holds the read end; it reads EOF when the supervisor dies, whatever the cause
@@ -76,7 +86,12 @@ class WorkerPool:
         slot.respawn_at = None
         try:
             process = WorkerProcess.spawn(
-                slot.index, self._options.worker_module, self._options.worker_class, self._lifeline_read
+                slot.index,
+                self._options.worker_module,
+                self._options.worker_class,
+                self._lifeline_read,
+                report_metrics=self._options.metrics_port != 0,
+                environment=self._worker_environment,
             )
         except OSError as error:  # out of pids, file descriptors or memory: try again later
             delay = slot.backoff.record(failed=True, early=True)
@@ -88,6 +103,7 @@ class WorkerPool:
         assert process.report_fd is not None
         self._selector.register(process.report_fd, selectors.EVENT_READ, process)
         self.ledger.started(process)
+        self.metrics.started(process)
 
     def on_readable(self, process: WorkerProcess) -> None:
         if not process.read_reports():
@@ -111,6 +127,7 @@ class WorkerPool:
         reason = process.exited(exit_code)
         self._close_reports(process)
         self.ledger.ended(process, reason)
+        self.metrics.ended(process)
         slot = self._slots[process.slot]
         slot.process = None
         if reason is EndReason.LOAD_FAILED:
@@ -138,6 +155,7 @@ class WorkerPool:
                 delay,
             )
         slot.respawn_at = time.monotonic() + delay
+        self.metrics.respawning(reason)
 
     def tick(self, now: float) -> None:
         """Start the workers that are due and enforce the memory limit."""

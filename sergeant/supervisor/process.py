@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..metrics.pool import BrokerTarget
+from ..metrics.snapshot import TaskSnapshot
 from .protocol import CHILD_MODULE, ChildExit, MessageReader
 
 logger = logging.getLogger('sergeant.supervisor')
@@ -63,6 +65,8 @@ class WorkerProcess:
         self.ended_at: float | None = None
         self.exit_code: int | None = None  # from waitstatus_to_exitcode: -N for signal N
         self.ready = False
+        self.broker: BrokerTarget | None = None  # announced when ready, if metrics are served
+        self.metrics: TaskSnapshot | None = None  # the latest (cumulative) task counts it sent
         self.summary: Mapping[str, Any] | None = None
         self.error: str | None = None  # load or start-up error sent by the worker
         self.error_details = ''
@@ -74,7 +78,16 @@ class WorkerProcess:
         self._reader = MessageReader()
 
     @classmethod
-    def spawn(cls, slot: int, worker_module: str, worker_class: str, lifeline_fd: int) -> WorkerProcess:
+    def spawn(
+        cls,
+        slot: int,
+        worker_module: str,
+        worker_class: str,
+        lifeline_fd: int,
+        report_metrics: bool = False,
+        environment: Mapping[str, str] | None = None,
+    ) -> WorkerProcess:
+        """Start a worker; ``report_metrics`` makes it send task metrics, ``environment`` adds variables."""
         report_read, report_write = os.pipe()
         command = [
             sys.executable,
@@ -89,10 +102,13 @@ class WorkerProcess:
             '--lifeline-fd',
             str(lifeline_fd),
         ]
+        if report_metrics:
+            command.append('--report-metrics')
         try:
             popen = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **environment} if environment else None,
                 pass_fds=(report_write, lifeline_fd),
                 start_new_session=True,
             )
@@ -134,6 +150,12 @@ class WorkerProcess:
         event = message['event']
         if event == 'ready':
             self.ready = True
+            self.broker = BrokerTarget.from_fields(message)
+        elif event == 'metrics':
+            try:
+                self.metrics = TaskSnapshot.from_fields(message)
+            except ValueError as error:
+                logger.warning('worker %d sent unreadable metrics: %s', self.pid, error)
         elif event == 'summary':
             self.summary = message.get('summary') or {}
         elif event in ('load_failed', 'start_failed'):

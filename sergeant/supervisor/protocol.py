@@ -7,7 +7,12 @@ broker drivers just to understand its children.
 Each message is one JSON object on one line, written to a pipe whose write end
 the supervisor passed to the child:
 
-- ``{"event": "ready"}`` once the worker is built and its broker initialised;
+- ``{"event": "ready"}`` once the worker is built and its broker initialised; when the
+  supervisor serves metrics it also carries ``worker`` (the worker's name), ``queue`` and
+  ``connector`` (``{"type": ..., "params": {...}}``), so the supervisor can probe the
+  broker itself (:class:`sergeant.metrics.pool.BrokerTarget`);
+- ``{"event": "metrics", ...}`` every second or so while the supervisor serves metrics,
+  with the worker's cumulative task counts (:class:`sergeant.metrics.TaskSnapshot`);
 - ``{"event": "load_failed", "error": ...}`` when the module or class cannot be loaded;
 - ``{"event": "start_failed", "error": ...}`` when building the worker raised;
 - ``{"event": "summary", "summary": {...}}`` with the work loop's summary at the end.
@@ -45,6 +50,7 @@ class Event(str, enum.Enum):
     LOAD_FAILED = 'load_failed'
     START_FAILED = 'start_failed'
     SUMMARY = 'summary'
+    METRICS = 'metrics'
 
 
 def _to_json(value: object) -> object:

@@ -10,6 +10,10 @@ to every worker — they stop fetching, finish the running task and hand
 prefetched tasks back — and waits up to ``drain_timeout``; workers still running
 then are SIGKILLed (their leased tasks are delivered again once their leases
 expire). A second SIGTERM/SIGINT kills every worker at once.
+
+With ``--metrics-port`` (9808 by default; 0 turns it off) the supervisor serves
+``/metrics``, ``/healthz`` and ``/readyz`` (:mod:`sergeant.observability`) from
+daemon threads, started before the first worker and stopped after the last.
 """
 
 from __future__ import annotations
@@ -23,13 +27,18 @@ import signal
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .ledger import Ledger
 from .options import SupervisorOptions
 from .pool import WorkerPool
+from .pool_metrics import PoolMetrics
 from .process import EndReason
 from .reaper import become_subreaper
+
+if TYPE_CHECKING:
+    from ..observability import Observability, SupervisorStatus
 
 logger = logging.getLogger('sergeant.supervisor')
 
@@ -62,10 +71,12 @@ class Supervisor:
     def __init__(self, options: SupervisorOptions) -> None:
         self.options = options
         self.ledger = Ledger()
+        self.pool_metrics = PoolMetrics()
         self._signals: collections.deque[int] = collections.deque()
         self._phase = _Phase.RUNNING
         self._deadline: float | None = None
         self._forced = False
+        self._loop_turned_at = time.monotonic()  # read by /healthz from another thread
 
     def run(self) -> SupervisorExit:
         selector = selectors.DefaultSelector()
@@ -74,8 +85,11 @@ class Supervisor:
         os.set_blocking(wake_write, False)
         selector.register(wake_read, selectors.EVENT_READ, None)
         restore_signals = self._install_signal_handlers(wake_write)
-        pool = WorkerPool(self.options, selector, self.ledger)
+        pool = WorkerPool(self.options, selector, self.ledger, self.pool_metrics)
+        observability = self._observability() if self.options.metrics_port else None
         try:
+            if observability is not None and not self._serve(observability):
+                return SupervisorExit.ERROR
             adopting = become_subreaper()
             logger.info(
                 'supervising %d worker(s) of %s.%s (memory limit %s, drain timeout %g s, adopts orphans: %s)',
@@ -91,12 +105,53 @@ class Supervisor:
         finally:
             pool.kill_all()  # only live workers are left here, e.g. after an unexpected error
             pool.close()
+            if observability is not None:
+                observability.stop()
             restore_signals()
             selector.close()
             os.close(wake_read)
             os.close(wake_write)
         logger.info('supervisor exiting: %s (%d)', exit_code.name, exit_code)
         return exit_code
+
+    def _observability(self) -> Observability:
+        from ..observability import Observability  # prometheus_client and http.server only when asked
+        from .memory import measure_trees
+
+        def measure_memory(pids: Iterable[int]) -> dict[int, int]:
+            return {pid: tree.rss for pid, tree in measure_trees(pids).items()}
+
+        options = self.options
+        return Observability(
+            options.metrics_address,
+            options.metrics_port,
+            self.pool_metrics.view,
+            self.status,
+            options.concurrent_workers,
+            options.max_worker_memory_usage,
+            measure_memory,
+        )
+
+    def _serve(self, observability: Observability) -> bool:
+        address, port = self.options.metrics_address, self.options.metrics_port
+        try:
+            observability.start()
+        except OSError as error:
+            logger.error(
+                'cannot serve /metrics on %s:%d: %s; choose another --metrics-port, or 0 to serve nothing',
+                address,
+                port,
+                error.strerror or error,
+            )
+            return False
+        logger.info('serving /metrics, /healthz and /readyz on %s:%d', address, port)
+        return True
+
+    def status(self) -> SupervisorStatus:
+        """What the health probes need to know about the loop; safe to call from any thread."""
+        from ..observability import SupervisorStatus
+
+        return SupervisorStatus(self._loop_turned_at, self._phase is not _Phase.RUNNING)
 
     def _install_signal_handlers(self, wake_fd: int) -> Callable[[], None]:
         def on_stop_signal(signal_number: int, frame: types.FrameType | None) -> None:
@@ -121,6 +176,7 @@ class Supervisor:
 
     def _loop(self, pool: WorkerPool, selector: selectors.BaseSelector, wake_fd: int) -> SupervisorExit:
         while True:
+            self._loop_turned_at = time.monotonic()
             for key, _events in selector.select(self._timeout(pool)):
                 if key.data is None:
                     _empty(wake_fd)
@@ -191,20 +247,27 @@ def _empty(fd: int) -> None:
         pass
 
 
-def configure_logging(level: int) -> None:
+def configure_logging(level: int, log_format: str = 'text') -> None:
     """Log the supervisor's own messages to stderr (workers log through their own config)."""
     supervisor_logger = logging.getLogger('sergeant.supervisor')
     supervisor_logger.setLevel(level)
     if not supervisor_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter('%(asctime)s sergeant.supervisor %(process)d %(levelname)s %(message)s')
-        )
+        formatter: logging.Formatter
+        if log_format == 'json':
+            from ..logging.json_lines import JsonLinesFormatter
+
+            formatter = JsonLinesFormatter()
+        else:
+            formatter = logging.Formatter(
+                '%(asctime)s sergeant.supervisor %(process)d %(levelname)s %(message)s'
+            )
+        handler.setFormatter(formatter)
         supervisor_logger.addHandler(handler)
         supervisor_logger.propagate = False
 
 
 def run(options: SupervisorOptions) -> int:
     """Configure logging and supervise until stopped; returns the process exit code."""
-    configure_logging(options.logging_level)
+    configure_logging(options.logging_level, options.log_format)
     return int(Supervisor(options).run())

@@ -153,6 +153,8 @@ def supervise(tmp_path: Path, local_settings: dict[str, Any]) -> Iterator[Superv
 
     ``module`` is a ``tests.workers.supervised_*`` module; ``command`` replaces
     ``python -m sergeant.supervisor`` (e.g. the ``sergeant supervise`` script).
+    Metrics are off (``SERGEANT_METRICS_PORT=0``) unless a flag or ``env`` turns them on,
+    so supervisors running side by side do not compete for the default port.
     """
     marker = uuid.uuid4().hex
     started: list[subprocess.Popen[bytes]] = []
@@ -178,6 +180,7 @@ def supervise(tmp_path: Path, local_settings: dict[str, Any]) -> Iterator[Superv
             'TEST_QUEUE': QUEUE,
             'TEST_OUTPUT': str(output),
             'PYTHONUNBUFFERED': '1',
+            'SERGEANT_METRICS_PORT': '0',
         }
         environment.update(env or {})
         with log_path.open('wb') as log:

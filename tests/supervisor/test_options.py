@@ -87,6 +87,10 @@ def test_memory_limit_accepts_kubernetes_quantities(text: str, expected: int) ->
         ([*REQUIRED, '--drain-timeout', '-1'], '--drain-timeout'),
         ([*REQUIRED, '--drain-timeout', 'nan'], '--drain-timeout'),
         ([*REQUIRED, '--log-level', 'chatty'], '--log-level'),
+        ([*REQUIRED, '--log-format', 'xml'], '--log-format'),
+        ([*REQUIRED, '--metrics-port', '65536'], '--metrics-port'),
+        ([*REQUIRED, '--metrics-port', 'http'], '--metrics-port'),
+        ([*REQUIRED, '--metrics-address', ' '], '--metrics-address'),
         (['--worker-module', 'app-workers', '--worker-class', 'Mailer'], '--worker-module'),
         (['--worker-module', 'app', '--worker-class', 'a.B'], '--worker-class'),
     ],
@@ -106,6 +110,8 @@ def test_bad_flag_is_named(flags: list[str], culprit: str) -> None:
         ('SERGEANT_CONCURRENT_WORKERS', '-3'),
         ('SERGEANT_DRAIN_TIMEOUT', 'soon'),
         ('SERGEANT_MAX_WORKER_MEMORY_USAGE', '1Tb'),
+        ('SERGEANT_METRICS_PORT', '-1'),
+        ('SERGEANT_LOG_FORMAT', 'yaml'),
     ],
 )
 def test_bad_environment_variable_is_named(variable: str, value: str) -> None:
@@ -118,3 +124,27 @@ def test_bad_environment_variable_is_named(variable: str, value: str) -> None:
 def test_missing_module_mentions_its_variable() -> None:
     with pytest.raises(OptionError, match='SERGEANT_WORKER_MODULE'):
         parse(['--worker-class', 'Mailer'])
+
+
+def test_metrics_are_served_on_9808_by_default_in_text_logs() -> None:
+    options = parse(REQUIRED)
+
+    assert (options.metrics_port, options.metrics_address, options.log_format) == (9808, '0.0.0.0', 'text')
+
+
+def test_metrics_and_log_format_come_from_flags_or_environment() -> None:
+    from_flags = parse(
+        [*REQUIRED, '--metrics-port', '9100', '--metrics-address', '127.0.0.1', '--log-format', 'JSON']
+    )
+    from_environment = parse(
+        REQUIRED,
+        {'SERGEANT_METRICS_PORT': '0', 'SERGEANT_METRICS_ADDRESS': '::', 'SERGEANT_LOG_FORMAT': 'json'},
+    )
+
+    assert (from_flags.metrics_port, from_flags.metrics_address, from_flags.log_format) == (
+        9100,
+        '127.0.0.1',
+        'json',
+    )
+    assert (from_environment.metrics_port, from_environment.metrics_address) == (0, '::')
+    assert from_environment.log_format == 'json'
