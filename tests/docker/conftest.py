@@ -1,7 +1,9 @@
 """Fixtures of the image tests: a real Redis, and supervisors started from an image's command line.
 
 ``supervise`` (from tests/supervisor) starts a command as a process, records what
-its workers did, and kills whatever is left at teardown.
+its workers did, and kills whatever is left at teardown. ``helm`` and the API
+server fixtures (``kube_api``, ``kube_client``, ``kube_namespace``) come from
+tests/helm and tests/kube.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.helm.conftest import helm  # noqa: F401 - fixtures
+from tests.kube.conftest import kube_api, kube_client, kube_namespace  # noqa: F401 - fixtures
 from tests.servers.redis import running_redis
 from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures
 
