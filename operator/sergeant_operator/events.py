@@ -33,7 +33,7 @@ def event_body(
     return {
         'apiVersion': 'events.k8s.io/v1',
         'kind': 'Event',
-        'metadata': {'generateName': f'{metadata.get("name")}.', 'namespace': metadata.get('namespace')},
+        'metadata': {'generateName': f'{metadata.get("name")}-', 'namespace': metadata.get('namespace')},
         'eventTime': now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
         'type': type_,
         'reason': reason,

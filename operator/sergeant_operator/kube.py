@@ -179,10 +179,10 @@ class Kube:
         except NotFound:
             return None
 
-    def apply_deployment(self, body: Obj) -> Obj:
+    def apply_deployment(self, body: Obj) -> None:
         """Server-side apply as ``sergeant-operator``, taking over fields it is told to own."""
         metadata = body['metadata']
-        return _call(
+        _call(
             self._custom.patch_namespaced_custom_object,
             'apps', 'v1', metadata['namespace'], 'deployments', metadata['name'], body,
             field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
@@ -219,9 +219,9 @@ class Kube:
         except NotFound:
             return None
 
-    def create_lease(self, namespace: str, body: Obj) -> Obj:
+    def create_lease(self, namespace: str, body: Obj) -> None:
         """Create a Lease; Conflict when another candidate created it first."""
-        return _call(
+        _call(
             self._custom.create_namespaced_custom_object,
             'coordination.k8s.io',
             'v1',
@@ -230,9 +230,9 @@ class Kube:
             body,
         )
 
-    def replace_lease(self, namespace: str, name: str, body: Obj) -> Obj:
+    def replace_lease(self, namespace: str, name: str, body: Obj) -> None:
         """Replace a Lease whose ``metadata.resourceVersion`` is current; Conflict when it is not."""
-        return _call(
+        _call(
             self._custom.replace_namespaced_custom_object,
             'coordination.k8s.io', 'v1', namespace, 'leases', name, body,
         )  # fmt: skip

@@ -118,7 +118,7 @@ class WorkerReconciler:
 
         if not self._is_leader():
             return Outcome(None, observation, 'NotLeader', scaling.polling_interval_seconds)
-        applied = self._kube.apply_deployment(desired.desired_deployment(worker, replicas))
+        self._kube.apply_deployment(desired.desired_deployment(worker, replicas))
         if (obj.get('spec') or {}).get('replicas') != replicas:
             self._kube.scale_worker(worker.namespace, worker.name, replicas)
         if current is None:
@@ -128,7 +128,10 @@ class WorkerReconciler:
         elif current != replicas:
             note = f'Scaled from {current} to {replicas} replicas ({_describe(observation, reason)})'
             self._events.emit(obj, 'Normal', 'Scaled', 'Scale', note)
-        self._update_status(obj, worker, applied, replicas, reason, observation, scaled=current != replicas)
+        # pods come and go at the Deployment controller's pace: report what it had seen at the start
+        self._update_status(
+            obj, worker, existing or {}, replicas, reason, observation, scaled=current != replicas
+        )
         return Outcome(replicas, observation, reason, scaling.polling_interval_seconds)
 
     def _observe(
