@@ -19,14 +19,15 @@ VENV_BIN = Path(sys.executable).parent
 IMAGE_VENV_BIN = '/opt/sergeant/bin'
 
 
-def container_env(dockerfile: Path, **overrides: str) -> dict[str, str]:
-    """The variables a container of the image starts with, ``overrides`` as ``docker run -e`` gives them."""
+def container_env(dockerfile: Path, app: Path = REPO, **overrides: str) -> dict[str, str]:
+    """The variables a container of the image starts with, ``overrides`` as ``docker run -e`` gives them;
+    ``app`` is the folder standing for the image's /app."""
     variables = env(dockerfile)
     assert variables['PATH'] == f'{IMAGE_VENV_BIN}:$PATH', 'the image puts its venv first on PATH'
     variables['PATH'] = f'{VENV_BIN}:{os.environ["PATH"]}'
     if 'PYTHONPATH' in variables:
         assert variables['PYTHONPATH'] == final_stage(dockerfile).last('WORKDIR')
-        variables['PYTHONPATH'] = str(REPO)
+        variables['PYTHONPATH'] = str(app)
     return variables | overrides
 
 
