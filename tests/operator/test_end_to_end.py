@@ -228,6 +228,32 @@ def test_a_worker_gets_an_owned_deployment_running_the_supervisor(
     assert {'name': 'SERGEANT_BROKER_URL', 'value': redis_server.url} in container['env']
 
 
+def test_fields_of_other_managers_are_kept_and_the_operator_s_restored(
+    start_operator: Callable[..., RunningOperator],
+    objects: client.CustomObjectsApi,
+    kube: Kube,
+    kube_namespace: str,
+    redis_server: RedisServer,
+    queue: str,
+) -> None:
+    running = start_operator()
+    create(objects, kube_namespace, worker_body('shared-fields', redis_server.url, queue, minReplicas=1))
+    eventually(lambda: kube.get_deployment(kube_namespace, 'shared-fields'), 'the Deployment exists')
+
+    # someone else annotates the Deployment and scales it by hand
+    patch = {'metadata': {'annotations': {'team.example/owner': 'search'}}, 'spec': {'replicas': 7}}
+    client.AppsV1Api(kube.api_client).patch_namespaced_deployment(
+        'shared-fields', kube_namespace, patch, field_manager='kubectl-edit'
+    )
+    polls = reconciles(running, kube_namespace, 'shared-fields')
+    eventually(lambda: reconciles(running, kube_namespace, 'shared-fields') >= polls + 2, 'two more polls')
+
+    deployment = kube.get_deployment(kube_namespace, 'shared-fields')
+    assert deployment is not None
+    assert deployment['metadata']['annotations']['team.example/owner'] == 'search'
+    assert deployment['spec']['replicas'] == 1  # the operator owns the size
+
+
 def test_replicas_follow_the_queue_up_and_back_to_zero(
     start_operator: Callable[..., RunningOperator],
     objects: client.CustomObjectsApi,
