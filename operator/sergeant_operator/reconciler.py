@@ -52,6 +52,8 @@ class Outcome:
 
 
 class WorkerReconciler:
+    """Reconciles one SergeantWorker; the scaling state lives here between polls."""
+
     def __init__(
         self,
         kube: Kube,
@@ -89,9 +91,6 @@ class WorkerReconciler:
             return Outcome(
                 None, None, 'KubernetesApi', min(RETRY_SECONDS, worker.spec.scaling.polling_interval_seconds)
             )
-
-    def forget(self) -> None:
-        self._scaler = None
 
     def _reconcile(self, obj: Mapping[str, Any], worker: WorkerResource) -> Outcome:
         scaling = worker.spec.scaling
