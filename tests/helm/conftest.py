@@ -8,6 +8,7 @@ temporary folder, never in the user's home.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,13 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     if not HELM_BINARY.is_file():
         pytest.fail(f'{HELM_BINARY.relative_to(REPO)} is missing: run `make tools`')
     return Helm(HELM_BINARY, tmp_path_factory.mktemp('helm-home'))
+
+
+def package_version() -> str:
+    """The Python package's version, from pyproject.toml (the chart's appVersion and image tags)."""
+    match = re.search(r'^version = "([^"]+)"$', (REPO / 'pyproject.toml').read_text(), re.MULTILINE)
+    assert match is not None
+    return match.group(1)
 
 
 def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import yaml
 
-from tests.helm.conftest import CHART, REPO, Helm, by_kind, one
+from tests.helm.conftest import CHART, REPO, Helm, by_kind, one, package_version
 
 OPERATOR_RBAC = REPO / 'operator' / 'rbac'
 DASHBOARD = REPO / 'docker' / 'grafana' / 'dashboards' / 'sergeant.json'
-
-
-def package_version() -> str:
-    match = re.search(r'^version = "([^"]+)"$', (REPO / 'pyproject.toml').read_text(), re.MULTILINE)
-    assert match is not None
-    return match.group(1)
 
 
 def rules(manifest: dict[str, Any]) -> set[tuple[str, str, str]]:

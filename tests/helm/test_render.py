@@ -8,8 +8,7 @@ import pytest
 from sergeant_operator import deployment as worker_deployment
 from sergeant_operator.resource import parse_worker
 
-from tests.helm.conftest import CHART, NAMESPACE, RELEASE, Helm, by_kind, one
-from tests.helm.test_chart import package_version
+from tests.helm.conftest import CHART, NAMESPACE, RELEASE, Helm, by_kind, one, package_version
 
 ALL_ON = CHART / 'ci' / 'all-on-values.yaml'
 NAMESPACED = CHART / 'ci' / 'namespaced-values.yaml'

@@ -14,7 +14,6 @@ A kind none of these covers is an error: every manifest the chart renders is che
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,12 +137,9 @@ def problems(manifest: dict[str, Any], kube_version: str) -> list[str]:
     """What is wrong with ``manifest`` for Kubernetes ``kube_version``; empty when it is valid."""
     kind = manifest.get('kind')
     found = _problems_of_metadata(manifest)
-    custom: dict[str, Callable[[], dict[str, Any]]] = {
-        'SergeantWorker': sergeant_worker_schema,
-        **{name: (lambda schema=schema: schema) for name, schema in MONITOR_SCHEMAS.items()},
-    }
-    if kind in custom:
-        return found + _problems_of_schema(manifest, custom[str(kind)]())
+    schema = sergeant_worker_schema() if kind == 'SergeantWorker' else MONITOR_SCHEMAS.get(str(kind))
+    if schema is not None:
+        return found + _problems_of_schema(manifest, schema)
     try:
         kubernetes_validate.validate(manifest, kube_version, strict=True)
     except kubernetes_validate.ValidationError as error:
