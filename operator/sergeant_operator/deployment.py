@@ -10,10 +10,14 @@ variables, so the resource's fields cannot be overridden by mistake), serve
 ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness) on port
 ``METRICS_PORT``, and receive the broker's coordinates as environment variables
 that a worker's ``generate_config()`` may read (see :data:`BROKER_URL_ENV`).
+They run locked down unless ``spec.template`` says otherwise: not as root,
+seccomp's runtime default, no privilege escalation, no capabilities, and a
+read-only root filesystem with an in-memory ``/tmp``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +34,14 @@ BROKER_TYPE_ENV = 'SERGEANT_BROKER_TYPE'
 BROKER_URL_ENV = 'SERGEANT_BROKER_URL'  # from spec.connector.url, or the Secret via secretKeyRef
 BROKER_PARAMS_ENV = 'SERGEANT_BROKER_PARAMS'  # spec.connector.params as JSON
 QUEUE_ENV = 'SERGEANT_QUEUE'
+
+TMP_VOLUME = 'tmp'
+POD_SECURITY_CONTEXT: dict[str, Any] = {'runAsNonRoot': True, 'seccompProfile': {'type': 'RuntimeDefault'}}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    'allowPrivilegeEscalation': False,
+    'readOnlyRootFilesystem': True,
+    'capabilities': {'drop': ['ALL']},
+}
 
 _POD_FIELDS = (  # spec.template keys copied as they are onto the pod spec
     'nodeSelector',
@@ -118,6 +130,8 @@ def _container(worker: WorkerResource) -> dict[str, Any]:
         'command': supervisor_command(worker),
         'env': _merged_env(broker_env(worker), template.get('env')),
         'ports': [{'name': METRICS_PORT_NAME, 'containerPort': METRICS_PORT, 'protocol': 'TCP'}],
+        'securityContext': copy.deepcopy(template.get('securityContext') or CONTAINER_SECURITY_CONTEXT),
+        'volumeMounts': [{'name': TMP_VOLUME, 'mountPath': '/tmp'}],
         'livenessProbe': {
             'httpGet': {'path': '/healthz', 'port': METRICS_PORT_NAME},
             'initialDelaySeconds': 10,
@@ -149,7 +163,11 @@ def desired_deployment(worker: WorkerResource, replicas: int) -> dict[str, Any]:
         'prometheus.io/path': '/metrics',
         **dict(template.get('annotations') or {}),
     }
-    pod_spec: dict[str, Any] = {'containers': [_container(worker)]}
+    pod_spec: dict[str, Any] = {
+        'containers': [_container(worker)],
+        'securityContext': copy.deepcopy(template.get('podSecurityContext') or POD_SECURITY_CONTEXT),
+        'volumes': [{'name': TMP_VOLUME, 'emptyDir': {'medium': 'Memory'}}],
+    }
     for field in _POD_FIELDS:
         if template.get(field) not in (None, [], {}, ''):
             pod_spec[field] = template[field]

@@ -98,6 +98,31 @@ def test_template_overrides_reach_the_pod() -> None:
     assert deployment['spec']['template']['metadata']['annotations']['team'] == 'search'
 
 
+def test_worker_pods_are_locked_down_by_default() -> None:
+    deployment = build()
+    pod = deployment['spec']['template']['spec']
+    security = container(deployment)['securityContext']
+
+    assert pod['securityContext'] == {'runAsNonRoot': True, 'seccompProfile': {'type': 'RuntimeDefault'}}
+    assert security['allowPrivilegeEscalation'] is False
+    assert security['readOnlyRootFilesystem'] is True
+    assert security['capabilities'] == {'drop': ['ALL']}
+    [tmp] = container(deployment)['volumeMounts']
+    assert tmp['mountPath'] == '/tmp'
+    assert {'name': tmp['name'], 'emptyDir': {'medium': 'Memory'}} in pod['volumes']
+
+
+def test_template_replaces_the_security_contexts() -> None:
+    template = {
+        'podSecurityContext': {'runAsUser': 2000, 'runAsNonRoot': True},
+        'securityContext': {'readOnlyRootFilesystem': False},
+    }
+    deployment = build(with_spec(template=template))
+
+    assert deployment['spec']['template']['spec']['securityContext'] == template['podSecurityContext']
+    assert container(deployment)['securityContext'] == template['securityContext']
+
+
 def test_ownership_is_by_controller_uid() -> None:
     worker = parse_worker(MINIMAL)
     ours = build()
