@@ -3,7 +3,7 @@
 ``supervise`` (from tests/supervisor) starts a command as a process, records what
 its workers did, and kills whatever is left at teardown. ``helm`` and the API
 server fixtures (``kube_api``, ``kube_client``, ``kube_namespace``) come from
-tests/helm and tests/kube.
+tests/helm and tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.helm.conftest import helm  # noqa: F401 - fixtures
-from tests.kube.conftest import kube_api, kube_client, kube_namespace  # noqa: F401 - fixtures
 from tests.servers.redis import running_redis
 from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures
 

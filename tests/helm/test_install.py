@@ -11,13 +11,12 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.helm.conftest import CHART, Helm
-from tests.kube.conftest import kube_api, kube_client, kube_namespace  # noqa: F401 - fixtures
 from tests.servers.kube import KubeAPIServer
 
 NO_MONITORS = ['metrics.serviceMonitor.enabled=false', 'workerMetrics.podMonitor.enabled=false']
 
 
-def ensure_namespace(kube_client: client.ApiClient, name: str) -> None:  # noqa: F811
+def ensure_namespace(kube_client: client.ApiClient, name: str) -> None:
     with contextlib.suppress(ApiException):  # 409: it exists already
         client.CoreV1Api(kube_client).create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
@@ -26,9 +25,9 @@ def ensure_namespace(kube_client: client.ApiClient, name: str) -> None:  # noqa:
 
 def test_every_option_installs_into_an_api_server(
     helm: Helm,
-    kube_api: KubeAPIServer,  # noqa: F811
-    kube_client: client.ApiClient,  # noqa: F811
-    kube_namespace: str,  # noqa: F811
+    kube_api: KubeAPIServer,
+    kube_client: client.ApiClient,
+    kube_namespace: str,
 ) -> None:
     for namespace in ('batch', 'monitoring'):  # named by ci/all-on-values.yaml
         ensure_namespace(kube_client, namespace)
@@ -65,8 +64,8 @@ def test_every_option_installs_into_an_api_server(
 
 def test_the_api_server_refuses_a_pool_the_values_schema_cannot_judge(
     helm: Helm,
-    kube_api: KubeAPIServer,  # noqa: F811
-    kube_namespace: str,  # noqa: F811
+    kube_api: KubeAPIServer,
+    kube_namespace: str,
     tmp_path: Path,
 ) -> None:
     # a mongo connector with a redis URL passes the values schema; the CRD's CEL rule refuses it

@@ -1,6 +1,6 @@
 """Fixtures of the operator's end-to-end tests: a real API server with the CRD, a real Redis, operators.
 
-The API server fixtures come from ``tests/kube/conftest.py`` (kube-apiserver on
+The API server fixtures come from ``tests/conftest.py`` (kube-apiserver on
 etcd: no kubelet or controllers, so Deployments never get pods and nothing is
 garbage-collected; tests assert on objects). Only the end-to-end tests use them,
 so the fast unit tests of this folder run without the binaries.
@@ -22,7 +22,6 @@ from sergeant_operator.kube import Kube, load_api_client
 from sergeant_operator.leader import ElectionTimings, LeaderElector
 from sergeant_operator.manager import Operator, OperatorSettings
 
-from tests.kube.conftest import kube_api, kube_client, kube_namespace  # noqa: F401 - fixtures
 from tests.servers.kube import KubeAPIServer
 from tests.servers.redis import RedisServer, running_redis
 
@@ -45,7 +44,7 @@ def eventually(check: Callable[[], Any], what: str, deadline: float = DEADLINE) 
 
 
 @pytest.fixture(scope='session')
-def sergeant_crd(kube_api: KubeAPIServer) -> dict[str, Any]:  # noqa: F811 - the imported fixture
+def sergeant_crd(kube_api: KubeAPIServer) -> dict[str, Any]:
     """The SergeantWorker CRD, applied and established."""
     crd = yaml.safe_load(CRD_PATH.read_text())
     api_client = load_api_client(str(kube_api.kubeconfig_path))
@@ -76,7 +75,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def kube(kube_api: KubeAPIServer, sergeant_crd: dict[str, Any]) -> Iterator[Kube]:  # noqa: F811
+def kube(kube_api: KubeAPIServer, sergeant_crd: dict[str, Any]) -> Iterator[Kube]:
     api = Kube(load_api_client(str(kube_api.kubeconfig_path)))
     yield api
     api.close()
@@ -103,8 +102,8 @@ class RunningOperator:
 
 @pytest.fixture
 def start_operator(
-    kube_api: KubeAPIServer,  # noqa: F811
-    kube_namespace: str,  # noqa: F811
+    kube_api: KubeAPIServer,
+    kube_namespace: str,
     sergeant_crd: dict[str, Any],
 ) -> Iterator[Callable[..., RunningOperator]]:
     """Start operators on the test's namespace, each in its own thread with its own client."""

@@ -1,4 +1,8 @@
-"""Fixtures of the Kubernetes suites: one real API server per session, and clients of it.
+"""Fixtures shared by every suite: one real Kubernetes API server per session, and clients of it.
+
+They live here, at the root, so that the kube, operator, helm and docker suites share
+one server in a full run (a fixture imported into several conftest files would start
+one server per import). ``kubernetes`` is imported only when a fixture is used.
 
 ``kube_api`` (session scope) yields a running ``tests.servers.kube.KubeAPIServer``
 (kube-apiserver on etcd, no kubelet or controllers) with:
@@ -22,11 +26,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from kubernetes import client, config
 
 from tests.servers.kube import KubeAPIServer, running_kube_apiserver
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 
 @pytest.fixture(scope='session')
@@ -37,6 +44,8 @@ def kube_api() -> Iterator[KubeAPIServer]:
 
 @pytest.fixture
 def kube_client(kube_api: KubeAPIServer) -> Iterator[client.ApiClient]:
+    from kubernetes import config
+
     api_client = config.new_client_from_config(config_file=str(kube_api.kubeconfig_path))
     try:
         yield api_client
@@ -46,6 +55,8 @@ def kube_client(kube_api: KubeAPIServer) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def kube_namespace(kube_client: client.ApiClient) -> str:
+    from kubernetes import client
+
     name = f'test-{uuid.uuid4().hex[:10]}'
     client.CoreV1Api(kube_client).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
