@@ -18,7 +18,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import envs, facts, latency, measure, placement, report, supervised, supervised_report
+from harness import (
+    envs,
+    facts,
+    latency,
+    measure,
+    metrics_cost,
+    placement,
+    report,
+    supervised,
+    supervised_report,
+)
 from harness.server import RedisServer, running_redis
 
 RESULTS_DIR = envs.BENCHMARK_DIR / 'results'
@@ -31,7 +41,7 @@ MODES = [
 ]
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
-SECTIONS = ['modes', 'supervised']  # the library's modes per process; the two supervisors
+SECTIONS = ['modes', 'metrics', 'supervised']  # the modes; ours with metrics off/on; both supervisors
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -89,6 +99,18 @@ def measure_placement(
     }
 
 
+def run_metrics_section(
+    server: RedisServer, ours: Path, arguments: argparse.Namespace, record: dict[str, Any]
+) -> list[str]:
+    """Ours with task metrics off and on, in the first placement asked for; its report lines."""
+    where = placement.available(arguments.placements)[0]
+    rounds = metrics_cost.ROUNDS_PER_REPEAT * arguments.repeats
+    section = metrics_cost.run_section(server, ours, where, rounds, arguments.scale)
+    section['summary'] = metrics_cost.summarise(section)
+    record['metrics'] = section
+    return metrics_cost.markdown_lines(section, rounds)
+
+
 def write_results(text: str, record: dict[str, Any]) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / 'latest.md').write_text(text)
@@ -117,13 +139,15 @@ def main() -> int:
                 where, server, modes, interpreters, arguments, arguments.profile and index == 0
             )
         extra: list[str] = []
+        if 'metrics' in arguments.sections:
+            extra += run_metrics_section(server, interpreters[0], arguments, record)
         if 'supervised' in arguments.sections:
             section = supervised.run_section(
                 server, *interpreters, arguments.repeats, arguments.scale, arguments.idle_seconds
             )
             section['summary'] = supervised_report.summarise(section)
             record['supervised'] = section
-            extra = supervised_report.markdown_lines(section, arguments.repeats)
+            extra += supervised_report.markdown_lines(section, arguments.repeats)
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)

@@ -164,7 +164,10 @@ class TaskRunner:
     def _plain_timed_run(
         self, clock: BatchClock
     ) -> Callable[[Task, AbstractContextManager[object] | None], Outcome]:
-        """The hot path of :meth:`_plain_run`, timed by ``clock``: per task only while tasks are slow."""
+        """The hot path of :meth:`_plain_run`, timed by ``clock``: per task only while tasks are slow.
+
+        Used only without a configured timeout, so ``time_limit`` is always None.
+        """
         worker, work, task_of_thread, outcomes = (
             self._worker,
             self._work,

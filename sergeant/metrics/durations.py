@@ -16,7 +16,9 @@ the batch arrives and when the stream next waits.
   under the threshold the task is under-reported (the ``_sum`` stays exact); if
   not, the extra time is put on one task and the next batch is timed per task.
 
-Other paths (hooks, threads, time limits) time every task with two clock reads.
+On this path a task's time includes the loop's own work next to it (settling
+it, sending the next pop ahead of time): microseconds. Other paths (hooks,
+threads, time limits) time every task with two clock reads around it.
 """
 
 from __future__ import annotations

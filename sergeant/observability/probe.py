@@ -66,7 +66,8 @@ class BrokerProbe:
     def stop(self) -> None:
         """Stop probing; a probe blocked in the driver is left to its daemon thread."""
         self._stopping.set()
-        self._thread.join(timeout=1.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -1,9 +1,9 @@
 """The supervisor's record of its workers: each one's last summary and the pool's totals.
 
-Everything the supervisor learns about its workers goes through here and is
-logged from here, so that a ``/metrics`` endpoint can later aggregate the same
-counters (workers started, ends by reason, task outcomes, CPU seconds) without
-touching the pool's control logic.
+Everything the supervisor learns about its workers' ends is logged from here,
+with running totals (workers started, ends by reason, task outcomes, CPU
+seconds). The live counts ``/metrics`` serves are kept apart, in
+:mod:`.pool_metrics`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from tests.observability.conftest import free_port, sample, scrape
 from tests.supervisor.conftest import QUEUE, REPO, Supervise, broker_for, push_ids, wait_until
 
 DASHBOARD = REPO / 'docker' / 'grafana' / 'dashboards' / 'sergeant.json'
+CHART_COPY = REPO / 'helm' / 'sergeant' / 'dashboards' / 'sergeant.json'  # Helm reads its chart's files only
 _KEYWORDS = {
     'and',
     'or',
@@ -94,6 +95,10 @@ def test_the_dashboard_has_its_panels_and_a_datasource_variable() -> None:
             assert panel['datasource']['uid'] == '${datasource}', panel['title']
     exprs = [target['expr'] for panel in panels(dashboard['panels']) for target in panel.get('targets', [])]
     assert any(f'histogram_quantile({q}, ' in expr for expr in exprs for q in ('0.5', '0.95', '0.99'))
+
+
+def test_the_helm_chart_ships_the_same_dashboard() -> None:
+    assert CHART_COPY.read_bytes() == DASHBOARD.read_bytes(), f'copy {DASHBOARD} to {CHART_COPY}'
 
 
 def test_every_query_reads_metrics_a_real_supervisor_exports(

@@ -86,6 +86,7 @@ def test_a_taken_port_is_a_clear_start_up_error(supervise: Supervise) -> None:
     assert f'cannot serve /metrics on 0.0.0.0:{port}' in run.log()
     assert '--metrics-port' in run.log()
     assert 'started in slot' not in run.log()
+    assert 'Traceback' not in run.log()
 
 
 def test_port_zero_serves_nothing_and_workers_count_nothing(supervise: Supervise) -> None:
