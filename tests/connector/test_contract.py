@@ -190,6 +190,21 @@ def test_nack_hands_item_back_at_once_without_counting_a_delivery(connector: Con
     assert connector.in_flight(name) == 2
 
 
+def test_settling_some_items_of_a_batch_leaves_the_others_leased(connector: Connector, name: str) -> None:
+    payloads = [f'{i}'.encode() for i in range(50)]
+    connector.push(name, payloads)
+    batch = connector.pop(name, 50, lease_seconds=30)
+
+    assert connector.nack(name, [batch[i].receipt for i in (3, 30, 40)]) == 3
+    assert connector.ack(name, [batch[i].receipt for i in (0, 21, 49)]) == 3
+    assert connector.nack(name, [batch[3].receipt, batch[0].receipt]) == 0, 'settled already'
+
+    assert connector.in_flight(name) == 44
+    assert [m.payload for m in connector.pop(name, 10, lease_seconds=30)] == [b'3', b'30', b'40']
+    assert connector.ack(name, [m.receipt for m in batch]) == 44
+    assert connector.in_flight(name) == 3
+
+
 def test_pop_acks_receipts_in_the_same_call(connector: Connector, name: str) -> None:
     connector.push(name, [b'one', b'two'])
     [one] = connector.pop(name, 1, lease_seconds=LEASE)

@@ -259,13 +259,13 @@ def test_push_and_pop_cost_one_command_each(one: RedisConnector, raw: list[redis
     [message] = one.pop(name, 1, lease_seconds=30)
     one.pop(name, 3, lease_seconds=30, ack=[message.receipt])
 
-    # Commands run inside scripts are counted too (time, lpop, zadd...); the ones
-    # below are only ever sent by a client.
+    # Commands run inside scripts are counted too (time, lpop, zadd...): each pop
+    # leases its items with one RPUSH of a lease group, on top of the two pushes.
     calls = command_calls(raw[0])
     sent = {
         command: calls.get(command, 0) for command in ('rpush', 'lpush', 'evalsha', 'eval', 'script|load')
     }
-    assert sent == {'rpush': 2, 'lpush': 1, 'evalsha': 2, 'eval': 0, 'script|load': 0}
+    assert sent == {'rpush': 2 + 2, 'lpush': 1, 'evalsha': 2, 'eval': 0, 'script|load': 0}
     assert 'multi' not in calls
 
 
@@ -282,7 +282,8 @@ def test_pushes_go_to_both_nodes_and_pops_drain_both(
     popped = two.pop(name, 10, lease_seconds=30)
     assert sorted(m.payload for m in popped) == sorted(f'p{i}'.encode() for i in range(10))
     assert [client.llen(ready_key(name)) for client in raw] == [0, 0]
-    assert [client.zcard(leased_key(name)) for client in raw] == [5, 5]
+    assert [client.zcard(leased_key(name)) for client in raw] == [1, 1], 'one lease group per node'
+    assert two.in_flight(name) == 10
     assert {m.receipt[0] for m in popped} == {0, 1}
 
 

@@ -14,6 +14,9 @@
 --
 -- A stored item is 16 random id bytes, a 4-byte big-endian delivery counter, then
 -- the payload.
+--
+-- Returns nothing itself: it only defines the functions below, each described
+-- where it is defined.
 
 -- Lua's unpack() fails beyond ~8000 values, so variadic commands go in chunks.
 local CHUNK = 1000

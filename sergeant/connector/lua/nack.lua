@@ -15,7 +15,8 @@ local back = {}
 for _, receipt in ipairs(ARGV) do
     if #receipt == GID_SIZE + 4 then
         local gid = string.sub(receipt, 1, GID_SIZE)
-        local _, items = settle_group(leased, gid, {struct.unpack('>I4', receipt, GID_SIZE + 1)}, true)
+        local position = struct.unpack('>I4', receipt, GID_SIZE + 1) -- (unpack also returns the next offset)
+        local _, items = settle_group(leased, gid, {position}, true)
         if items[1] then
             back[#back + 1] = items[1]
         end
