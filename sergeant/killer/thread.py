@@ -32,6 +32,7 @@ import time
 import types
 
 from ..interrupts import WorkerTimedout
+from ..periodic import PeriodicThread
 from .process import CHECK_INTERVAL, Slot
 
 __all__ = ['ThreadKiller', 'ThreadTimeLimit']
@@ -84,29 +85,16 @@ class ThreadTimeLimit:
             self._injected = True
 
 
-class ThreadKiller:
+class ThreadKiller(PeriodicThread):
     """Runs the watchdog thread over the limits it hands out; use it as a context manager."""
 
     def __init__(self, timeout: float) -> None:
         if timeout <= 0:
             raise ValueError('a thread killer needs a timeout > 0')
+        super().__init__(self._expire_limits, CHECK_INTERVAL, 'sergeant-thread-killer')
         self._timeout = timeout
         self._guard = threading.Lock()
         self._limits: list[ThreadTimeLimit] = []
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> ThreadKiller:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def time_limit(self, slot: Slot | None = None) -> ThreadTimeLimit:
         """A limit for one thread; entering it also begins ``slot`` for the process killer."""
@@ -115,19 +103,8 @@ class ThreadKiller:
             self._limits.append(limit)
         return limit
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._watch, name='sergeant-thread-killer', daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(CHECK_INTERVAL):
-            now = time.monotonic()
-            with self._guard:
-                for limit in self._limits:
-                    limit.expire(now)
+    def _expire_limits(self) -> None:
+        now = time.monotonic()
+        with self._guard:
+            for limit in self._limits:
+                limit.expire(now)

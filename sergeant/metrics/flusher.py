@@ -8,10 +8,9 @@ counted since its last message (at most :data:`FLUSH_INTERVAL` seconds).
 from __future__ import annotations
 
 import logging
-import threading
-import types
 from collections.abc import Callable
 
+from ..periodic import PeriodicThread
 from .recorder import WorkerMetrics
 from .snapshot import TaskSnapshot
 
@@ -20,31 +19,19 @@ FLUSH_INTERVAL = 1.0
 logger = logging.getLogger('sergeant.metrics')
 
 
-class MetricsFlusher:
+class MetricsFlusher(PeriodicThread):
     """A context manager: while inside, ``send`` receives a snapshot whenever it changed."""
 
     def __init__(
         self, metrics: WorkerMetrics, send: Callable[[TaskSnapshot], None], interval: float = FLUSH_INTERVAL
     ) -> None:
+        super().__init__(self.flush, interval, 'sergeant-metrics')
         self._metrics = metrics
         self._send = send
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name='sergeant-metrics', daemon=True)
         self._last: TaskSnapshot | None = None
 
-    def __enter__(self) -> MetricsFlusher:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
-        self._stopping.set()
-        self._thread.join()
+    def stop(self) -> None:
+        super().stop()
         self.flush()
 
     def flush(self) -> None:
@@ -55,7 +42,3 @@ class MetricsFlusher:
                 self._last = snapshot
         except Exception:  # metrics must never take a worker down
             logger.exception('could not send task metrics to the supervisor')
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            self.flush()
