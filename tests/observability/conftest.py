@@ -19,7 +19,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers.redis import RedisServer, running_redis
-from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures used here
+from tests.supervisor.conftest import (
+    Supervise,
+    SupervisorRun,
+    local_settings,  # noqa: F401 - a fixture used here
+    supervise,  # noqa: F401 - a fixture used here
+)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -29,6 +34,25 @@ def free_port() -> int:
         probe.bind(('127.0.0.1', 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def supervise_observed(
+    start: Supervise, settings: dict[str, Any], *flags: str, env: dict[str, str] | None = None
+) -> tuple[SupervisorRun, int]:
+    """A supervisor of two ``ObservedWorker`` processes, serving ``/metrics`` on the free port it returns."""
+    port = free_port()
+    run = start(
+        'supervised_observed',
+        'ObservedWorker',
+        '--concurrent-workers',
+        '2',
+        '--metrics-port',
+        str(port),
+        *flags,
+        settings=settings,
+        env=env,
+    )
+    return run, port
 
 
 def get(port: int, path: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.observability.conftest import free_port, sample, scrape
+from tests.observability.conftest import sample, scrape, supervise_observed
 from tests.supervisor.conftest import QUEUE, REPO, Supervise, broker_for, push_ids, wait_until
 
 DASHBOARD = REPO / 'docker' / 'grafana' / 'dashboards' / 'sergeant.json'
@@ -106,18 +106,7 @@ def test_every_query_reads_metrics_a_real_supervisor_exports(
 ) -> None:
     # given a supervisor with a memory limit whose 2 workers on Redis processed tasks
     push_ids(broker_for(redis_settings), range(20))
-    port = free_port()
-    run = supervise(
-        'supervised_observed',
-        'ObservedWorker',
-        '--concurrent-workers',
-        '2',
-        '--metrics-port',
-        str(port),
-        '--max-worker-memory-usage',
-        '1Gi',
-        settings=redis_settings,
-    )
+    run, port = supervise_observed(supervise, redis_settings, '--max-worker-memory-usage', '1Gi')
     wait_until(
         lambda: sample(port, 'sergeant_tasks_total', worker=QUEUE, outcome='success') == 20, 60, '20 tasks'
     )

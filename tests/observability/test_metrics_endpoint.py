@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 
 from sergeant.metrics import DURATION_BUCKETS, OUTCOMES
-from tests.observability.conftest import Scrape, free_port, sample, scrape, try_scrape
+from tests.observability.conftest import Scrape, sample, scrape, supervise_observed, try_scrape
 from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
 
 COUNTERS = ('sergeant_tasks_total', 'sergeant_task_duration_seconds_count', 'sergeant_worker_respawns_total')
@@ -54,17 +54,8 @@ def assert_never_backwards(scrapes: list[Scrape]) -> None:
                 assert later.samples.get((name, labels), 0.0) >= value, f'{name}{dict(labels)} went backwards'
 
 
-def start(supervise: Supervise, settings: dict[str, Any], port: int, **env: str) -> SupervisorRun:
-    return supervise(
-        'supervised_observed',
-        'ObservedWorker',
-        '--concurrent-workers',
-        '2',
-        '--metrics-port',
-        str(port),
-        settings=settings,
-        env={'TEST_LEASE_SECONDS': '1', **env},
-    )
+def start(supervise: Supervise, settings: dict[str, Any], **env: str) -> tuple[SupervisorRun, int]:
+    return supervise_observed(supervise, settings, env={'TEST_LEASE_SECONDS': '1', **env})
 
 
 def test_counts_equal_the_tasks_processed_across_respawns(
@@ -74,10 +65,9 @@ def test_counts_equal_the_tasks_processed_across_respawns(
     actions = {'succeed': 40, 'fail': 6, 'retry': 5, 'requeue': 4}
     push_actions(redis_settings, actions)
     broker_for(redis_settings).connector.push(QUEUE, [b'not a task'])
-    port = free_port()
 
     # when a supervisor runs 2 workers and is scraped all along
-    run = start(supervise, redis_settings, port, TEST_MAX_TASKS_PER_RUN='7')
+    run, port = start(supervise, redis_settings, TEST_MAX_TASKS_PER_RUN='7')
     runs = 40 + 6 + 2 * 5 + 2 * 4  # retried and requeued tasks run twice
     with watching(port) as scrapes:
         wait_until(lambda: len(run.records()) == runs, 120, f'{runs} task runs')
@@ -127,9 +117,8 @@ def test_a_killed_worker_is_counted_and_counters_do_not_go_backwards(
 ) -> None:
     # given slow-ish tasks (redelivered without limit if their worker dies)
     push_actions(redis_settings, {'succeed': 60})
-    port = free_port()
-    run = start(
-        supervise, redis_settings, port, TEST_TASK_SECONDS='0.05', TEST_MAX_RETRIES='0', TEST_PREFETCH='0'
+    run, port = start(
+        supervise, redis_settings, TEST_TASK_SECONDS='0.05', TEST_MAX_RETRIES='0', TEST_PREFETCH='0'
     )
 
     with watching(port) as scrapes:
@@ -169,10 +158,9 @@ def test_timeouts_are_counted(supervise: Supervise, redis_settings: dict[str, An
     broker = broker_for(redis_settings)
     push_ids(broker, range(1), action='sleep', seconds=5)
     push_ids(broker, range(1, 2))
-    port = free_port()
 
     # when a supervisor runs them
-    run = start(supervise, redis_settings, port, TEST_TIMEOUT='0.5')
+    run, port = start(supervise, redis_settings, TEST_TIMEOUT='0.5')
 
     # then one timeout and one success are counted, each with a duration
     def outcome(name: str) -> float | None:
@@ -193,18 +181,7 @@ def test_queue_lengths_and_worker_memory_are_exported(
     broker = broker_for(redis_settings)
     push_actions(redis_settings, {'retry': 2})
     broker.connector.push(QUEUE, [b'x', b'y'], consumable_from=2**40)
-    port = free_port()
-    run = supervise(
-        'supervised_observed',
-        'ObservedWorker',
-        '--concurrent-workers',
-        '2',
-        '--metrics-port',
-        str(port),
-        '--max-worker-memory-usage',
-        '1Gi',
-        settings=redis_settings,
-    )
+    run, port = supervise_observed(supervise, redis_settings, '--max-worker-memory-usage', '1Gi')
 
     # when the retried tasks ended in the dead-letter queue
     def dead_letters() -> float | None:

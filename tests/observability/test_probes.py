@@ -6,7 +6,7 @@ import signal
 import socket
 from typing import Any
 
-from tests.observability.conftest import free_port, get, sample
+from tests.observability.conftest import free_port, get, sample, supervise_observed
 from tests.servers.redis import RedisServer
 from tests.supervisor.conftest import Supervise, wait_until
 
@@ -20,16 +20,7 @@ def test_readyz_follows_the_broker_and_healthz_the_loop(
     supervise: Supervise, redis_server: RedisServer, redis_settings: dict[str, Any]
 ) -> None:
     # given a supervisor of 2 workers on a running Redis
-    port = free_port()
-    run = supervise(
-        'supervised_observed',
-        'ObservedWorker',
-        '--concurrent-workers',
-        '2',
-        '--metrics-port',
-        str(port),
-        settings=redis_settings,
-    )
+    run, port = supervise_observed(supervise, redis_settings)
     wait_until(lambda: answers(port, '/readyz', 200), 60, '/readyz to answer 200')
     assert answers(port, '/healthz', 200, 'ok')
 
