@@ -7,6 +7,7 @@ tests assert on the Deployment's spec and the SergeantWorker's status.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -21,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from sergeant_operator.kube import Kube, KubeError, load_api_client
 
 from sergeant.connector import Connector, create_connector
-from tests.operator.conftest import RunningOperator, eventually
+from tests.operator.conftest import DEADLINE, RunningOperator, eventually
 from tests.servers.kube import KubeAPIServer
 from tests.servers.redis import RedisServer, running_redis
 
@@ -78,24 +79,6 @@ def create(objects: client.CustomObjectsApi, namespace: str, body: dict[str, Any
     return created
 
 
-def deployment_replicas(kube: Kube, namespace: str, name: str) -> int | None:
-    deployment = kube.get_deployment(namespace, name)
-    return None if deployment is None else int(deployment['spec']['replicas'])
-
-
-def worker_once(
-    kube: Kube, namespace: str, name: str, check: Callable[[dict[str, Any]], bool], what: str
-) -> dict[str, Any]:
-    """The SergeantWorker as soon as ``check`` holds for it."""
-
-    def attempt() -> dict[str, Any] | None:
-        worker: dict[str, Any] = kube.get_worker(namespace, name)
-        return worker if check(worker) else None
-
-    found: dict[str, Any] = eventually(attempt, what)
-    return found
-
-
 def condition(obj: dict[str, Any], kind: str) -> tuple[str, str] | None:
     for entry in (obj.get('status') or {}).get('conditions') or []:
         if entry['type'] == kind:
@@ -109,11 +92,57 @@ def reconciles(running: RunningOperator, namespace: str, name: str) -> float:
     return value or 0.0
 
 
-def events_of(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    listing = client.CustomObjectsApi(kube.api_client).list_namespaced_custom_object(
-        'events.k8s.io', 'v1', namespace, 'events'
-    )
-    return [event for event in listing['items'] if (event.get('regarding') or {}).get('name') == name]
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The test's namespace on the API server and its queue on Redis, with the lookups the tests share."""
+
+    kube: Kube
+    objects: client.CustomObjectsApi
+    namespace: str
+    broker_url: str
+    queue: str
+
+    def create(
+        self, name: str, *, url: str | None = None, connector: dict[str, Any] | None = None, **scaling: int
+    ) -> dict[str, Any]:
+        """Create the SergeantWorker ``name`` on the test's queue (on ``url`` or the test's Redis)."""
+        body = worker_body(name, url or self.broker_url, self.queue, **scaling)
+        if connector is not None:
+            body['spec']['connector'] = connector
+        return create(self.objects, self.namespace, body)
+
+    def create_secret(self, name: str, data: dict[str, str]) -> None:
+        encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+        secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': name}, 'data': encoded}
+        client.CoreV1Api(self.kube.api_client).create_namespaced_secret(self.namespace, secret)
+
+    def replicas(self, name: str) -> int | None:
+        deployment = self.kube.get_deployment(self.namespace, name)
+        return None if deployment is None else int(deployment['spec']['replicas'])
+
+    def await_replicas(self, name: str, count: int, what: str, deadline: float = DEADLINE) -> None:
+        eventually(lambda: self.replicas(name) == count, what, deadline)
+
+    def worker_once(self, name: str, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """The SergeantWorker as soon as ``check`` holds for it."""
+
+        def attempt() -> dict[str, Any] | None:
+            worker: dict[str, Any] = self.kube.get_worker(self.namespace, name)
+            return worker if check(worker) else None
+
+        found: dict[str, Any] = eventually(attempt, what)
+        return found
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        listing = self.objects.list_namespaced_custom_object('events.k8s.io', 'v1', self.namespace, 'events')
+        return [event for event in listing['items'] if (event.get('regarding') or {}).get('name') == name]
+
+
+@pytest.fixture
+def cluster(
+    kube: Kube, objects: client.CustomObjectsApi, kube_namespace: str, redis_server: RedisServer, queue: str
+) -> Cluster:
+    return Cluster(kube, objects, kube_namespace, redis_server.url, queue)
 
 
 # -- the CRD's contract -------------------------------------------------------------------------
@@ -197,17 +226,14 @@ def test_the_api_server_fills_in_the_defaults(objects: client.CustomObjectsApi, 
 
 
 def test_a_worker_gets_an_owned_deployment_running_the_supervisor(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster
 ) -> None:
     start_operator()
-    created = create(objects, kube_namespace, worker_body('crawler', redis_server.url, queue, minReplicas=1))
+    created = cluster.create('crawler', minReplicas=1)
 
-    deployment = eventually(lambda: kube.get_deployment(kube_namespace, 'crawler'), 'the Deployment exists')
+    deployment = eventually(
+        lambda: cluster.kube.get_deployment(cluster.namespace, 'crawler'), 'the Deployment exists'
+    )
 
     [owner] = deployment['metadata']['ownerReferences']
     assert (owner['kind'], owner['name'], owner['uid'], owner['controller']) == (
@@ -225,65 +251,52 @@ def test_a_worker_gets_an_owned_deployment_running_the_supervisor(
     assert container['command'][container['command'].index('--concurrent-workers') + 1] == '4'
     assert container['ports'][0]['containerPort'] == 9808
     assert container['readinessProbe']['httpGet']['path'] == '/readyz'
-    assert {'name': 'SERGEANT_BROKER_URL', 'value': redis_server.url} in container['env']
+    assert {'name': 'SERGEANT_BROKER_URL', 'value': cluster.broker_url} in container['env']
 
 
 def test_fields_of_other_managers_are_kept_and_the_operator_s_restored(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster
 ) -> None:
     running = start_operator()
-    create(objects, kube_namespace, worker_body('shared-fields', redis_server.url, queue, minReplicas=1))
-    eventually(lambda: kube.get_deployment(kube_namespace, 'shared-fields'), 'the Deployment exists')
+    cluster.create('shared-fields', minReplicas=1)
+    eventually(
+        lambda: cluster.kube.get_deployment(cluster.namespace, 'shared-fields'), 'the Deployment exists'
+    )
 
     # someone else annotates the Deployment and scales it by hand
     patch = {'metadata': {'annotations': {'team.example/owner': 'search'}}, 'spec': {'replicas': 7}}
-    client.AppsV1Api(kube.api_client).patch_namespaced_deployment(
-        'shared-fields', kube_namespace, patch, field_manager='kubectl-edit'
+    client.AppsV1Api(cluster.kube.api_client).patch_namespaced_deployment(
+        'shared-fields', cluster.namespace, patch, field_manager='kubectl-edit'
     )
-    polls = reconciles(running, kube_namespace, 'shared-fields')
-    eventually(lambda: reconciles(running, kube_namespace, 'shared-fields') >= polls + 2, 'two more polls')
+    polls = reconciles(running, cluster.namespace, 'shared-fields')
+    eventually(lambda: reconciles(running, cluster.namespace, 'shared-fields') >= polls + 2, 'two more polls')
 
-    deployment = kube.get_deployment(kube_namespace, 'shared-fields')
+    deployment = cluster.kube.get_deployment(cluster.namespace, 'shared-fields')
     assert deployment is not None
     assert deployment['metadata']['annotations']['team.example/owner'] == 'search'
     assert deployment['spec']['replicas'] == 1  # the operator owns the size
 
 
 def test_replicas_follow_the_queue_up_and_back_to_zero(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    broker: Connector,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster, broker: Connector
 ) -> None:
     start_operator()
-    create(objects, kube_namespace, worker_body('scaler', redis_server.url, queue))
-    eventually(lambda: deployment_replicas(kube, kube_namespace, 'scaler') == 0, 'the pool starts at zero')
+    cluster.create('scaler')
+    cluster.await_replicas('scaler', 0, 'the pool starts at zero')
 
-    broker.push(queue, [b'task'] * 500)
+    broker.push(cluster.queue, [b'task'] * 500)
 
     # the next poll sees them: within two polling intervals (plus slack for a loaded machine)
-    eventually(
-        lambda: deployment_replicas(kube, kube_namespace, 'scaler') == 10,
-        '500 tasks / 50 per replica = 10 replicas',
-        deadline=2 * POLL_SECONDS + 5,
+    cluster.await_replicas(
+        'scaler', 10, '500 tasks / 50 per replica = 10 replicas', deadline=2 * POLL_SECONDS + 5
     )
-    worker = worker_once(
-        kube, kube_namespace, 'scaler', lambda w: w.get('status', {}).get('desiredReplicas') == 10, 'status'
+    worker = cluster.worker_once(
+        'scaler', lambda w: w.get('status', {}).get('desiredReplicas') == 10, 'status'
     )
     status = worker['status']
     assert (status['queueLength'], status['inFlight']) == (500, 0)
     # publishing the decision in spec.replicas is a new generation, which the operator observes next
-    worker_once(
-        kube,
-        kube_namespace,
+    cluster.worker_once(
         'scaler',
         lambda w: w['status']['observedGeneration'] == w['metadata']['generation'],
         'the latest generation is observed',
@@ -291,114 +304,79 @@ def test_replicas_follow_the_queue_up_and_back_to_zero(
     assert status['lastScaleTime']
     assert condition(worker, 'BrokerReachable') == ('True', 'QueueRead')
     assert condition(worker, 'Ready') == ('False', 'WaitingForPods')  # no kubelet: pods never come
-    scale = objects.get_namespaced_custom_object_scale(GROUP, VERSION, kube_namespace, PLURAL, 'scaler')
+    scale = cluster.objects.get_namespaced_custom_object_scale(
+        GROUP, VERSION, cluster.namespace, PLURAL, 'scaler'
+    )
     assert scale['spec']['replicas'] == 10
     assert scale['status']['selector'] == 'sergeant.io/worker=scaler'
 
-    broker.delete(queue)
+    broker.delete(cluster.queue)
 
-    eventually(
-        lambda: deployment_replicas(kube, kube_namespace, 'scaler') == 0, 'back to zero after the cooldown'
-    )
-    worker_once(
-        kube, kube_namespace, 'scaler', lambda w: condition(w, 'Ready') == ('True', 'ScaledToZero'), 'status'
-    )
-    reasons = [event['reason'] for event in events_of(kube, kube_namespace, 'scaler')]
+    cluster.await_replicas('scaler', 0, 'back to zero after the cooldown')
+    cluster.worker_once('scaler', lambda w: condition(w, 'Ready') == ('True', 'ScaledToZero'), 'status')
+    reasons = [event['reason'] for event in cluster.events('scaler')]
     assert 'Scaled' in reasons
 
 
 def test_an_idle_pool_returns_to_its_minimum(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    broker: Connector,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster, broker: Connector
 ) -> None:
     start_operator()
-    broker.push(queue, [b'task'] * 250)
-    create(objects, kube_namespace, worker_body('floor', redis_server.url, queue, minReplicas=2))
-    eventually(lambda: deployment_replicas(kube, kube_namespace, 'floor') == 5, 'scaled up to 5')
+    broker.push(cluster.queue, [b'task'] * 250)
+    cluster.create('floor', minReplicas=2)
+    cluster.await_replicas('floor', 5, 'scaled up to 5')
 
-    broker.delete(queue)
+    broker.delete(cluster.queue)
 
-    eventually(lambda: deployment_replicas(kube, kube_namespace, 'floor') == 2, 'back to minReplicas')
+    cluster.await_replicas('floor', 2, 'back to minReplicas')
 
 
 def test_an_unreachable_broker_keeps_the_replicas_and_raises_an_event(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    tmp_path: Path,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster, tmp_path: Path
 ) -> None:
     running = start_operator()
     with running_redis(tmp_path / 'redis') as flaky:
         connector = create_connector('redis', {'url': flaky.url})
-        connector.push(queue, [b'task'] * 120)
+        connector.push(cluster.queue, [b'task'] * 120)
         connector.close()
-        create(objects, kube_namespace, worker_body('flaky', flaky.url, queue))
-        eventually(lambda: deployment_replicas(kube, kube_namespace, 'flaky') == 3, 'scaled up to 3')
+        cluster.create('flaky', url=flaky.url)
+        cluster.await_replicas('flaky', 3, 'scaled up to 3')
 
         flaky.stop()
 
-        worker = worker_once(
-            kube,
-            kube_namespace,
+        worker = cluster.worker_once(
             'flaky',
             lambda w: condition(w, 'BrokerReachable') == ('False', 'BrokerUnreachable'),
             'BrokerReachable=False',
         )
         # polls with the broker down for longer than the cooldown: the size holds
-        polls = reconciles(running, kube_namespace, 'flaky')
-        eventually(lambda: reconciles(running, kube_namespace, 'flaky') >= polls + 3, 'three more polls')
-        assert deployment_replicas(kube, kube_namespace, 'flaky') == 3
+        polls = reconciles(running, cluster.namespace, 'flaky')
+        eventually(lambda: reconciles(running, cluster.namespace, 'flaky') >= polls + 3, 'three more polls')
+        assert cluster.replicas('flaky') == 3
         assert worker['status']['desiredReplicas'] == 3
-        warnings = [e for e in events_of(kube, kube_namespace, 'flaky') if e['type'] == 'Warning']
+        warnings = [e for e in cluster.events('flaky') if e['type'] == 'Warning']
         assert [e['reason'] for e in warnings] == ['BrokerUnreachable']
 
         flaky.start()
 
-        eventually(
-            lambda: (
-                condition(kube.get_worker(kube_namespace, 'flaky'), 'BrokerReachable')
-                == ('True', 'QueueRead')
-            ),
+        cluster.worker_once(
+            'flaky',
+            lambda w: condition(w, 'BrokerReachable') == ('True', 'QueueRead'),
             'the broker is reachable again',
         )
 
 
 def test_the_broker_url_is_taken_from_a_secret(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    broker: Connector,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster, broker: Connector
 ) -> None:
-    client.CoreV1Api(kube.api_client).create_namespaced_secret(
-        kube_namespace,
-        {
-            'apiVersion': 'v1',
-            'kind': 'Secret',
-            'metadata': {'name': 'broker'},
-            'data': {'dsn': base64.b64encode(redis_server.url.encode()).decode()},
-        },
-    )
-    body = worker_body('secretive', redis_server.url, queue)
-    body['spec']['connector'] = {'type': 'redis', 'secretRef': {'name': 'broker', 'key': 'dsn'}}
-    broker.push(queue, [b'task'] * 75)
+    cluster.create_secret('broker', {'dsn': cluster.broker_url})
+    broker.push(cluster.queue, [b'task'] * 75)
     start_operator()
 
-    create(objects, kube_namespace, body)
+    cluster.create('secretive', connector={'type': 'redis', 'secretRef': {'name': 'broker', 'key': 'dsn'}})
 
-    eventually(
-        lambda: deployment_replicas(kube, kube_namespace, 'secretive') == 2, 'scaled from the secret URL'
-    )
-    deployment = kube.get_deployment(kube_namespace, 'secretive')
+    cluster.await_replicas('secretive', 2, 'scaled from the secret URL')
+    deployment = cluster.kube.get_deployment(cluster.namespace, 'secretive')
     assert deployment is not None
     [container] = deployment['spec']['template']['spec']['containers']
     reference = {'secretKeyRef': {'name': 'broker', 'key': 'dsn'}}
@@ -409,39 +387,30 @@ def test_the_broker_url_is_taken_from_a_secret(
 
 
 def test_two_operators_never_both_act(
-    start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
-    kube_namespace: str,
-    redis_server: RedisServer,
-    broker: Connector,
-    queue: str,
+    start_operator: Callable[..., RunningOperator], cluster: Cluster, broker: Connector
 ) -> None:
     first, second = start_operator('operator-a'), start_operator('operator-b')
     leader = eventually(lambda: next((op for op in (first, second) if op.leads), None), 'a leader is elected')
     standby = second if leader is first else first
-    broker.push(queue, [b'task'] * 100)
-    create(objects, kube_namespace, worker_body('shared', redis_server.url, queue))
+    broker.push(cluster.queue, [b'task'] * 100)
+    cluster.create('shared')
 
-    eventually(lambda: deployment_replicas(kube, kube_namespace, 'shared') == 2, 'the leader scaled')
+    cluster.await_replicas('shared', 2, 'the leader scaled')
     assert not any(first.leads and second.leads for _ in _samples(100))
     assert standby.operator.controller is None  # the standby watches nothing
     eventually(
-        lambda: (
-            {e['reportingInstance'] for e in events_of(kube, kube_namespace, 'shared')} == {leader.identity}
-        ),
+        lambda: {e['reportingInstance'] for e in cluster.events('shared')} == {leader.identity},
         'only the leader reports',
     )
 
     leader.halt()  # releases the Lease
 
     eventually(lambda: standby.leads, 'the standby takes over')
-    broker.push(queue, [b'task'] * 100)
-    eventually(lambda: deployment_replicas(kube, kube_namespace, 'shared') == 4, 'the new leader scaled')
+    broker.push(cluster.queue, [b'task'] * 100)
+    cluster.await_replicas('shared', 4, 'the new leader scaled')
     eventually(
         lambda: (
-            {e['reportingInstance'] for e in events_of(kube, kube_namespace, 'shared')}
-            == {leader.identity, standby.identity}
+            {e['reportingInstance'] for e in cluster.events('shared')} == {leader.identity, standby.identity}
         ),
         'the new leader reports its decision',
     )
@@ -483,60 +452,43 @@ def _samples(count: int, interval: float = 0.01) -> Iterator[int]:
 
 def test_the_rbac_manifests_grant_all_the_operator_needs(
     start_operator: Callable[..., RunningOperator],
-    objects: client.CustomObjectsApi,
-    kube: Kube,
+    cluster: Cluster,
     kube_api: KubeAPIServer,
-    kube_namespace: str,
-    redis_server: RedisServer,
     broker: Connector,
-    queue: str,
     tmp_path: Path,
 ) -> None:
     """An operator running as a service account bound to role.yaml and leader-election.yaml works."""
-    core = client.CoreV1Api(kube.api_client)
-    core.create_namespaced_service_account(kube_namespace, {'metadata': {'name': 'sergeant-operator'}})
+    namespace = cluster.namespace
+    core = client.CoreV1Api(cluster.kube.api_client)
+    core.create_namespaced_service_account(namespace, {'metadata': {'name': 'sergeant-operator'}})
     for manifest in ('role.yaml', 'leader-election.yaml'):
         for document in yaml.safe_load_all((RBAC / manifest).read_text()):
-            document['metadata']['namespace'] = kube_namespace
+            document['metadata']['namespace'] = namespace
             for subject in document.get('subjects', []):
-                subject['namespace'] = kube_namespace
+                subject['namespace'] = namespace
             plural = 'roles' if document['kind'] == 'Role' else 'rolebindings'
-            objects.create_namespaced_custom_object(
-                'rbac.authorization.k8s.io', 'v1', kube_namespace, plural, document
+            cluster.objects.create_namespaced_custom_object(
+                'rbac.authorization.k8s.io', 'v1', namespace, plural, document
             )
     token = core.create_namespaced_service_account_token(
-        'sergeant-operator', kube_namespace, {'spec': {'expirationSeconds': 3600}}
+        'sergeant-operator', namespace, {'spec': {'expirationSeconds': 3600}}
     ).status.token
     kubeconfig = service_account_kubeconfig(tmp_path, kube_api, token)
     running = start_operator('least-privileged', api_client=load_api_client(str(kubeconfig)))
-    core.create_namespaced_secret(
-        kube_namespace,
-        {
-            'metadata': {'name': 'broker'},
-            'data': {'url': base64.b64encode(redis_server.url.encode()).decode()},
-        },
-    )
-    body = worker_body('restricted', redis_server.url, queue)
-    body['spec']['connector'] = {'type': 'redis', 'secretRef': {'name': 'broker'}}
-    broker.push(queue, [b'task'] * 60)
+    cluster.create_secret('broker', {'url': cluster.broker_url})
+    broker.push(cluster.queue, [b'task'] * 60)
 
-    create(objects, kube_namespace, body)
+    cluster.create('restricted', connector={'type': 'redis', 'secretRef': {'name': 'broker'}})
 
-    eventually(
-        lambda: deployment_replicas(kube, kube_namespace, 'restricted') == 2, 'scaled as the service account'
+    cluster.await_replicas('restricted', 2, 'scaled as the service account')
+    cluster.worker_once('restricted', lambda w: w['spec'].get('replicas') == 2, 'scale written')
+    cluster.worker_once(
+        'restricted', lambda w: condition(w, 'BrokerReachable') == ('True', 'QueueRead'), 'status written'
     )
-    worker_once(kube, kube_namespace, 'restricted', lambda w: w['spec'].get('replicas') == 2, 'scale written')
-    worker_once(
-        kube,
-        kube_namespace,
-        'restricted',
-        lambda w: condition(w, 'BrokerReachable') == ('True', 'QueueRead'),
-        'status written',
-    )
-    assert [event['reason'] for event in events_of(kube, kube_namespace, 'restricted')] == ['Created']
+    assert [event['reason'] for event in cluster.events('restricted')] == ['Created']
     errors = running.operator.metrics.registry.get_sample_value(
         'sergeant_operator_reconcile_errors_total',
-        {'namespace': kube_namespace, 'name': 'restricted', 'reason': 'KubernetesApi'},
+        {'namespace': namespace, 'name': 'restricted', 'reason': 'KubernetesApi'},
     )
     assert not errors
 
