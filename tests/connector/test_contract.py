@@ -205,6 +205,20 @@ def test_settling_some_items_of_a_batch_leaves_the_others_leased(connector: Conn
     assert connector.in_flight(name) == 3
 
 
+def test_an_expired_batch_redelivers_only_its_unsettled_items(connector: Connector, name: str) -> None:
+    connector.push(name, [b'a', b'b', b'c', b'd', b'e'])
+    batch = connector.pop(name, 5, lease_seconds=LEASE)
+    assert connector.ack(name, [batch[1].receipt, batch[3].receipt]) == 2
+    assert connector.nack(name, [batch[4].receipt]) == 1
+
+    time.sleep(LEASE + 0.4)
+    again = connector.pop(name, 5, lease_seconds=30)
+
+    assert sorted(m.payload for m in again) == [b'a', b'c', b'e']
+    assert {m.payload: m.delivery_count for m in again} == {b'a': 2, b'c': 2, b'e': 1}
+    assert connector.ack(name, [m.receipt for m in batch]) == 0, 'the expired receipts match nothing'
+
+
 def test_pop_acks_receipts_in_the_same_call(connector: Connector, name: str) -> None:
     connector.push(name, [b'one', b'two'])
     [one] = connector.pop(name, 1, lease_seconds=LEASE)
