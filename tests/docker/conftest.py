@@ -8,7 +8,6 @@ tests/helm and tests/conftest.py.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,3 @@ from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - 
 def redis_settings(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with running_redis(tmp_path / 'redis') as server:
         yield {'type': 'redis', 'params': {'url': server.url}}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(('127.0.0.1', 0))
-        port: int = probe.getsockname()[1]
-        return port

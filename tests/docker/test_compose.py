@@ -15,9 +15,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sergeant.supervisor.options import DEFAULT_DRAIN_TIMEOUT, DEFAULT_METRICS_PORT
-from tests.docker.conftest import free_port
 from tests.docker.dockerfile import DOCKER, WORKER_DOCKERFILE, entrypoint, final_stage
 from tests.docker.image import REPO, container_env
+from tests.servers.ports import free_port
 from tests.supervisor.conftest import Supervise, wait_until
 
 COMPOSE_FILE = DOCKER / 'docker-compose.yml'

@@ -25,11 +25,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.docker.conftest import free_port
 from tests.docker.dockerfile import OPERATOR_DOCKERFILE, entrypoint
 from tests.docker.image import container_env, run_healthcheck
 from tests.helm.conftest import CHART, Helm
 from tests.servers.kube import KubeAPIServer
+from tests.servers.ports import free_port
 from tests.supervisor.conftest import QUEUE, broker_for, push_ids
 
 RELEASE = 'rel'

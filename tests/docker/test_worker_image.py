@@ -12,9 +12,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.docker.conftest import free_port
 from tests.docker.dockerfile import WORKER_DOCKERFILE, entrypoint
 from tests.docker.image import container_env, run_healthcheck
+from tests.servers.ports import free_port
 from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
 
 TASKS = 1000

@@ -8,7 +8,6 @@ parsed with ``prometheus_client.parser``.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.servers.ports import free_port
 from tests.servers.redis import RedisServer, running_redis
 from tests.supervisor.conftest import (
     Supervise,
@@ -27,13 +27,6 @@ from tests.supervisor.conftest import (
 )
 
 Labels = tuple[tuple[str, str], ...]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(('127.0.0.1', 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def supervise_observed(

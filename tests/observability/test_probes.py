@@ -6,7 +6,8 @@ import signal
 import socket
 from typing import Any
 
-from tests.observability.conftest import free_port, get, sample, supervise_observed
+from tests.observability.conftest import get, sample, supervise_observed
+from tests.servers.ports import free_port
 from tests.servers.redis import RedisServer
 from tests.supervisor.conftest import Supervise, wait_until
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import pathlib
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pymongo
 import pymongo.errors
+
+from .ports import free_port
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 FERRETDB_BINARY = REPO_ROOT / '.tools' / 'bin' / 'ferretdb'
@@ -41,7 +42,7 @@ def running_ferretdb(workdir: pathlib.Path) -> Iterator[FerretDBServer]:
     data = workdir / 'sqlite'
     data.mkdir(parents=True, exist_ok=True)
     log_path = workdir / 'ferretdb.log'
-    server = FerretDBServer('127.0.0.1', _free_port())
+    server = FerretDBServer('127.0.0.1', free_port())
     command = [
         str(FERRETDB_BINARY),
         f'--listen-addr={server.host}:{server.port}',
@@ -59,13 +60,6 @@ def running_ferretdb(workdir: pathlib.Path) -> Iterator[FerretDBServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(('127.0.0.1', 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_ready(

@@ -27,7 +27,6 @@ import pathlib
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+
+from .ports import free_port
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO_ROOT / '.tools' / 'bin'
@@ -92,8 +93,8 @@ def running_kube_apiserver(workdir: pathlib.Path | None = None) -> Iterator[Kube
 
 def _start_etcd(stack: contextlib.ExitStack, binary: pathlib.Path, workdir: pathlib.Path) -> str:
     """Start a one-member etcd, wait until it is healthy; its client URL."""
-    etcd_url = f'http://{_HOST}:{_free_port()}'
-    peer_url = f'http://{_HOST}:{_free_port()}'
+    etcd_url = f'http://{_HOST}:{free_port()}'
+    peer_url = f'http://{_HOST}:{free_port()}'
     log_path = workdir / 'etcd.log'
     command = [
         str(binary),
@@ -120,7 +121,7 @@ def _start_apiserver(
     (workdir / 'tokens.csv').write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
     service_account_key, service_account_public_key = _service_account_keys(workdir)
     cert_dir = workdir / 'certs'
-    port = _free_port()
+    port = free_port()
     url = f'https://{_HOST}:{port}'
     log_path = workdir / 'kube-apiserver.log'
     command = [
@@ -278,13 +279,6 @@ def _write_kubeconfig(path: pathlib.Path, url: str, token: str, ca_path: pathlib
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(descriptor, 'w') as file:
         json.dump(config, file, indent=2)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((_HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _tail(log_path: pathlib.Path, lines: int = 40) -> str:

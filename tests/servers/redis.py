@@ -12,13 +12,14 @@ import contextlib
 import dataclasses
 import pathlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 
 import redis
+
+from .ports import free_port
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -119,7 +120,7 @@ def running_redis(workdir: pathlib.Path) -> Iterator[RedisServer]:
     _redis_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     with _socket_directory(workdir) as socket_dir:
-        server = RedisServer('127.0.0.1', _free_port(), str(socket_dir / 'redis.sock'), workdir)
+        server = RedisServer('127.0.0.1', free_port(), str(socket_dir / 'redis.sock'), workdir)
         server.start()
         try:
             yield server
@@ -142,10 +143,3 @@ def _socket_directory(workdir: pathlib.Path) -> Iterator[pathlib.Path]:
         return
     with tempfile.TemporaryDirectory(prefix='redis-') as short:
         yield pathlib.Path(short)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(('127.0.0.1', 0))
-        port: int = probe.getsockname()[1]
-        return port
