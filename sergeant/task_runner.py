@@ -88,50 +88,32 @@ class TaskRunner:
         an executor's watchdog may raise WorkerTimedout only inside it, never in a hook
         or handler."""
         plain = not (self._pre_work or self._after_success or guard)
-        if durations is None:
-            if plain:
-                self.run = self._plain_run()
-            return
-        self.run = self._run_timed_and_count
-        # with a time limit every call takes the general path, which times each task itself
-        if plain and not worker.config.timeouts.timeout:
+        if plain and durations is None:
+            self.run = self._plain_run()
+        elif plain and durations is not None and not worker.config.timeouts.timeout:
+            # with a time limit every call takes the general path, which times each task itself
             self.batch_clock = BatchClock(durations, lambda: sum(dict(outcomes).values()))
             self.run = self._plain_timed_run(self.batch_clock)
 
     def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
-        task_of_thread = self._task_of_thread
-        task_of_thread.task = task
-        try:
-            outcome = self._run(task, time_limit)
-        finally:
-            task_of_thread.task = None
-        if self._guard is None:
-            self._outcomes[outcome._value_] += 1
-        else:
-            with self._guard:
-                self._outcomes[outcome._value_] += 1
-        return outcome
-
-    def _run_timed_and_count(
-        self, task: Task, time_limit: AbstractContextManager[object] | None = None
-    ) -> Outcome:
         durations = self._durations
-        assert durations is not None
         task_of_thread = self._task_of_thread
         task_of_thread.task = task
-        started = _clock()
+        started = _clock() if durations is not None else 0.0
         try:
             outcome = self._run(task, time_limit)
         finally:
             task_of_thread.task = None
-        elapsed = _clock() - started
+        elapsed = _clock() - started if durations is not None else 0.0
         if self._guard is None:
             self._outcomes[outcome._value_] += 1
-            durations.observe(elapsed)
+            if durations is not None:
+                durations.observe(elapsed)
         else:
             with self._guard:
                 self._outcomes[outcome._value_] += 1
-                durations.observe(elapsed)
+                if durations is not None:
+                    durations.observe(elapsed)
         return outcome
 
     def _plain_run(self) -> Callable[[Task, AbstractContextManager[object] | None], Outcome]:

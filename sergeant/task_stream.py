@@ -55,8 +55,8 @@ class StreamEvents:
     def waiting(self) -> None:
         """Every task received so far was handed out; the stream now waits for the broker."""
 
-    def received(self, count: int) -> None:
-        """``count`` tasks arrived; they are handed out before the stream waits again."""
+    def received(self) -> None:
+        """Tasks arrived; they are handed out before the stream waits again."""
 
 
 class TaskStream:
@@ -161,9 +161,8 @@ class TaskStream:
         assert request is not None
         if self._ahead:
             self._send_if_room(len(deliveries.payloads))
-        accepted = self._accepted
         self._accept(deliveries, request.pending)
-        self._events.received(self._accepted - accepted)
+        self._events.received()
         return True
 
     def _receive(self) -> Deliveries | None:

@@ -390,7 +390,7 @@ class _WorkerStreamEvents(StreamEvents):
         if self._clock is not None:
             self._clock.batch_done()
 
-    def received(self, count: int) -> None:
+    def received(self) -> None:
         if self._clock is not None:
             self._clock.batch_received()
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..metrics import MetricsFlusher, TaskSnapshot
 from ..metrics.pool import BrokerTarget
+from ..summary import LoopEnd, loop_end
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 
@@ -96,16 +97,17 @@ def watch_lifeline(fd: int) -> None:
     threading.Thread(target=wait_for_eof, name='sergeant-lifeline', daemon=True).start()
 
 
+_EXIT_CODES = {
+    LoopEnd.STOP: ChildExit.STOP,
+    LoopEnd.RESPAWN: ChildExit.RESPAWN,
+    LoopEnd.INITIALIZE_EXCEPTION: ChildExit.START_FAILED,
+    LoopEnd.EXECUTOR_EXCEPTION: ChildExit.LOOP_FAILED,
+}
+
+
 def exit_code_of(summary: Mapping[str, Any]) -> ChildExit:
-    if summary.get('stop'):
-        return ChildExit.STOP
-    if summary.get('respawn'):
-        return ChildExit.RESPAWN
-    if summary.get('initialize_exception') is not None:
-        return ChildExit.START_FAILED
-    if summary.get('executor_exception') is not None:
-        return ChildExit.LOOP_FAILED
-    return ChildExit.FINISHED
+    """The exit code for why the loop ended; a signal and max_tasks_per_run both finish normally."""
+    return _EXIT_CODES.get(loop_end(summary, received_stop_signal=False), ChildExit.FINISHED)
 
 
 def _is_machinery(filename: str) -> bool:
