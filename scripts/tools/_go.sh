@@ -40,3 +40,28 @@ stamp_write() {
     mkdir -p "${stamp_dir}"
     echo "$2" >"${stamp_dir}/$1"
 }
+
+# build_wrapper_module TOOL VERSION PACKAGE [go build flags...]: build PACKAGE in
+# the wrapper module tools/TOOL into .tools/bin/TOOL with -mod=readonly against its
+# committed go.sum, unless the stamp (version, module hash, Go version) is current.
+build_wrapper_module() {
+    local tool="$1" version="$2" package="$3"
+    shift 3
+    local src="${root}/tools/${tool}"
+    local want
+    want="${tool}=${version} sources=$(module_hash "${src}") ${go_version}"
+    if stamp_is_current "${tool}" "${want}"; then
+        echo "${tool} ${version}: up to date (${bin_dir}/${tool})"
+        return 0
+    fi
+    echo "${tool} ${version}: building with ${go_version} ..."
+    mkdir -p "${bin_dir}"
+    rm -f "${stamp_dir}/${tool}"
+    (
+        cd "${src}"
+        GOFLAGS=-mod=readonly "${go_bin}" build -trimpath "$@" -o "${bin_dir}/${tool}.tmp" "${package}"
+    )
+    mv -f "${bin_dir}/${tool}.tmp" "${bin_dir}/${tool}"
+    stamp_write "${tool}" "${want}"
+    echo "${tool} ${version}: built ${bin_dir}/${tool}"
+}

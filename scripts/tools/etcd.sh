@@ -24,20 +24,4 @@ if ! grep -q "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}\b" "${src}/go.mod"; then
     exit 1
 fi
 
-want="etcd=${ETCD_VERSION} sources=$(module_hash "${src}") ${go_version}"
-if stamp_is_current etcd "${want}"; then
-    echo "etcd ${ETCD_VERSION}: up to date (${bin_dir}/etcd)"
-    exit 0
-fi
-
-echo "etcd ${ETCD_VERSION}: building with ${go_version} ..."
-mkdir -p "${bin_dir}"
-rm -f "${stamp_dir}/etcd"
-(
-    cd "${src}"
-    GOFLAGS=-mod=readonly "${go_bin}" build -trimpath -ldflags='-s -w' -o "${bin_dir}/etcd.tmp" \
-        go.etcd.io/etcd/server/v3
-)
-mv -f "${bin_dir}/etcd.tmp" "${bin_dir}/etcd"
-stamp_write etcd "${want}"
-echo "etcd ${ETCD_VERSION}: built ${bin_dir}/etcd"
+build_wrapper_module etcd "${ETCD_VERSION}" go.etcd.io/etcd/server/v3 -ldflags='-s -w'

@@ -23,22 +23,4 @@ if ! grep -q "github.com/FerretDB/FerretDB ${FERRETDB_VERSION}\$" "${src}/go.mod
     exit 1
 fi
 
-# Not module_hash: this narrower hash is what existing stamps were written with.
-sources_hash="$(cd "${src}" && sha256sum go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)"
-want="ferretdb=${FERRETDB_VERSION} sources=${sources_hash} ${go_version}"
-if stamp_is_current ferretdb "${want}"; then
-    echo "ferretdb ${FERRETDB_VERSION}: up to date (${bin_dir}/ferretdb)"
-    exit 0
-fi
-
-echo "ferretdb ${FERRETDB_VERSION}: building with ${go_version} ..."
-mkdir -p "${bin_dir}"
-rm -f "${stamp_dir}/ferretdb"
-(
-    cd "${src}"
-    GOFLAGS=-mod=readonly "${go_bin}" build -trimpath -tags ferretdb_no_postgresql -ldflags='-s -w' \
-        -o "${bin_dir}/ferretdb.tmp" .
-)
-mv -f "${bin_dir}/ferretdb.tmp" "${bin_dir}/ferretdb"
-stamp_write ferretdb "${want}"
-echo "ferretdb ${FERRETDB_VERSION}: built ${bin_dir}/ferretdb"
+build_wrapper_module ferretdb "${FERRETDB_VERSION}" . -tags ferretdb_no_postgresql -ldflags='-s -w'

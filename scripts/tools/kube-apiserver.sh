@@ -34,12 +34,6 @@ if ! grep -Eq "^\s*(require )?k8s\.io/kubernetes ${KUBERNETES_VERSION}( |\$)" "$
     exit 1
 fi
 
-want="kube-apiserver=${KUBERNETES_VERSION} sources=$(module_hash "${src}") ${go_version}"
-if stamp_is_current kube-apiserver "${want}"; then
-    echo "kube-apiserver ${KUBERNETES_VERSION}: up to date (${bin_dir}/kube-apiserver)"
-    exit 0
-fi
-
 minor="${KUBERNETES_VERSION#v1.}"
 minor="${minor%%.*}"
 ldflags="-s -w"
@@ -49,14 +43,5 @@ for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${package}.gitTreeState=clean"
 done
 
-echo "kube-apiserver ${KUBERNETES_VERSION}: building with ${go_version} (takes a while) ..."
-mkdir -p "${bin_dir}"
-rm -f "${stamp_dir}/kube-apiserver"
-(
-    cd "${src}"
-    GOFLAGS=-mod=readonly "${go_bin}" build -trimpath -ldflags="${ldflags}" \
-        -o "${bin_dir}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-)
-mv -f "${bin_dir}/kube-apiserver.tmp" "${bin_dir}/kube-apiserver"
-stamp_write kube-apiserver "${want}"
-echo "kube-apiserver ${KUBERNETES_VERSION}: built ${bin_dir}/kube-apiserver"
+build_wrapper_module kube-apiserver "${KUBERNETES_VERSION}" k8s.io/kubernetes/cmd/kube-apiserver \
+    -ldflags="${ldflags}"
