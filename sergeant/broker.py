@@ -152,8 +152,9 @@ class Broker:
         return self.connector.begin_pop(queue, count, lease_seconds, ack)
 
     def retry(self, queue: str, task: Task, priority: Priority, consumable_from: float | None) -> None:
-        retried = dataclasses.replace(task, run_count=task.run_count + 1)
-        self.push_tasks(queue, [retried], priority, consumable_from)
+        # in place, as in Sergeant 0.27: on_retry and post_work see the count the retry carries
+        task.run_count += 1
+        self.push_tasks(queue, [task], priority, consumable_from)
 
     def dead_letter_task(self, queue: str, task: Task, reason: str, receipts: Sequence[bytes] = ()) -> None:
         letter = DeadLetter(self.encode_task(task), reason, time.time())

@@ -8,6 +8,7 @@ override ``generate_config`` and ``work``, optionally the ``on_*`` handlers and
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import logging
@@ -18,13 +19,13 @@ import threading
 import time
 import types
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from . import config as sergeant_config
 from .broker import Broker, DeadTask
-from .connector import DeadLetter, Lock, Priority, check_priority, create_connector
+from .connector import DeadLetter, Lock, Priority, create_connector
 from .encoder import Encoder
 from .executor import create_executor
 from .interrupts import (
@@ -41,7 +42,7 @@ from .lease_keeper import LeaseKeeper
 from .logging.json_lines import JsonLinesFormatter
 from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
-from .summary import loop_end, process_usage
+from .summary import LoopEnd, loop_end, process_usage
 from .task_runner import TaskRunner, run_task, young_collections_at_most_every
 from .task_stream import Outcome, StreamEvents, TaskStream
 
@@ -85,14 +86,18 @@ class Worker:
     def __init__(self) -> None:
         self.config = self.generate_config()
         self.logger = logging.getLogger(self.config.name)
+        # Sergeant 0.27's state before init_worker: the configured level, silent, not propagating
+        self.logger.setLevel(self.config.logging.level)
         self.logger.propagate = False
+        self._replace_log_handlers([logging.NullHandler()])
         self._task_of_thread = threading.local()
         self.received_stop_signal = False
         self.outcomes: Counter[str] = Counter()
         self._outcomes_guard = threading.Lock()
+        self._warned_priorities: set[str] = set()
         self.broker: Broker
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.stop_signal_handler)
+        # No signal handler here: a process that only builds a Worker to push tasks keeps its own
+        # SIGTERM behaviour. The work loop installs its handler while it runs (_stop_on_sigterm).
 
     def generate_config(self) -> sergeant_config.WorkerConfig:
         return sergeant_config.WorkerConfig(name='worker')
@@ -121,16 +126,19 @@ class Worker:
     def init_logger(self) -> None:
         settings = self.config.logging
         self.logger.setLevel(settings.level)
-        for handler in list(self.logger.handlers):
-            self.logger.removeHandler(handler)
+        handlers: list[logging.Handler] = []
         if settings.log_to_stdout:
             stream_handler = logging.StreamHandler(sys.stdout)
             stream_handler.setFormatter(self._stdout_formatter())
-            self.logger.addHandler(stream_handler)
-        for handler in settings.handlers:
+            handlers.append(stream_handler)
+        handlers.extend(settings.handlers)
+        self._replace_log_handlers(handlers or [logging.NullHandler()])
+
+    def _replace_log_handlers(self, handlers: list[logging.Handler]) -> None:
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+        for handler in handlers:
             self.logger.addHandler(handler)
-        if not self.logger.handlers:
-            self.logger.addHandler(logging.NullHandler())
 
     def _stdout_formatter(self) -> logging.Formatter:
         log_format = self.config.logging.format or os.environ.get('SERGEANT_LOG_FORMAT', '').strip().lower()
@@ -148,7 +156,7 @@ class Worker:
         self,
         kwargs: dict[str, Any],
         task_name: str | None = None,
-        priority: Priority = 'NORMAL',
+        priority: str = 'NORMAL',
         consumable_from: float | None = None,
         trace_id: str | None = None,
     ) -> bool:
@@ -158,14 +166,15 @@ class Worker:
         self,
         kwargs_list: Iterable[dict[str, Any]],
         task_name: str | None = None,
-        priority: Priority = 'NORMAL',
+        priority: str = 'NORMAL',
         consumable_from: float | None = None,
         trace_id: str | None = None,
     ) -> bool:
-        check_priority(priority)
         trace_id = trace_id if trace_id is not None else self.get_trace_id()
         tasks = [Task(kwargs=kwargs, trace_id=trace_id) for kwargs in kwargs_list]
-        return self.broker.push_tasks(task_name or self.config.name, tasks, priority, consumable_from) > 0
+        queue = task_name or self.config.name
+        self.broker.push_tasks(queue, tasks, self._priority(priority), consumable_from)
+        return True  # as in Sergeant 0.27, also for an empty list; a failed push raises
 
     def get_next_tasks(self, number_of_tasks: int, task_name: str | None = None) -> list[Task]:
         """Take tasks off the queue for good; the caller now owns them."""
@@ -203,23 +212,30 @@ class Worker:
     def delete_key(self, key: str) -> bool:
         return self.broker.delete_key(key)
 
+    def _priority(self, priority: str) -> Priority:
+        """Sergeant 0.27's rule: ``'HIGH'`` goes first, any other value is a normal priority."""
+        if priority == 'HIGH':
+            return 'HIGH'
+        if priority != 'NORMAL' and priority not in self._warned_priorities:
+            self._warned_priorities.add(priority)
+            self.logger.warning('priority %r is not HIGH or NORMAL: pushing with NORMAL priority', priority)
+        return 'NORMAL'
+
     def get_trace_id(self) -> str | None:
         return self.current_task.trace_id if self.current_task is not None else None
 
     # -- control signals, for use inside work and handlers -----------------------------
 
-    def retry(self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None) -> None:
+    def retry(self, task: Task, priority: str = 'NORMAL', consumable_from: float | None = None) -> None:
         """Push the task again with ``run_count + 1``; past ``max_retries`` it is dead-lettered."""
         if 0 < self.config.max_retries <= task.run_count:
             raise WorkerMaxRetries()
-        self.broker.retry(self.config.name, task, check_priority(priority), consumable_from)
+        self.broker.retry(self.config.name, task, self._priority(priority), consumable_from)
         raise WorkerRetry()
 
-    def requeue(
-        self, task: Task, priority: Priority = 'NORMAL', consumable_from: float | None = None
-    ) -> None:
+    def requeue(self, task: Task, priority: str = 'NORMAL', consumable_from: float | None = None) -> None:
         """Push the task again unchanged."""
-        self.broker.push_tasks(self.config.name, [task], check_priority(priority), consumable_from)
+        self.broker.push_tasks(self.config.name, [task], self._priority(priority), consumable_from)
         raise WorkerRequeue()
 
     def stop(self) -> None:
@@ -251,7 +267,7 @@ class Worker:
         of the worker process, :func:`~sergeant.summary.process_usage`).
         """
         summary: dict[str, Any] = {
-            'start_time': datetime.datetime.now(datetime.timezone.utc),
+            'start_time': _utc_now(),
             'stop': False,
             'respawn': False,
             'executor_exception': None,
@@ -261,21 +277,39 @@ class Worker:
             'tasks': self.outcomes,
         }
         started, started_cpu = time.perf_counter(), time.process_time()
-        if self._run_phase(self.initialize, summary, 'initialize_exception'):
-            self._run_phase(self._execute_tasks, summary, 'executor_exception')
-        self._run_phase(self.finalize, summary, 'finalize_exception')
+        with self._stop_on_sigterm():
+            if self._run_phase(self.initialize, summary, 'initialize_exception'):
+                self._run_phase(self._execute_tasks, summary, 'executor_exception')
+            self._run_phase(self.finalize, summary, 'finalize_exception')
         for handler in self.logger.handlers:
             handler.flush()
         wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-        summary['end_time'] = datetime.datetime.now(datetime.timezone.utc)
+        summary['end_time'] = _utc_now()
         summary['executor'] = {
             'total_wall_time': wall,
             'total_cpu_time': cpu,
             'cpu_utilization': cpu / wall if wall else 0.0,
         }
         summary['reason'] = loop_end(summary, self.received_stop_signal)
+        if summary['reason'] is LoopEnd.SIGNAL:
+            summary['stop'] = True  # as in Sergeant 0.27, a loop ended by SIGTERM says it was stopped
         summary['process'] = process_usage()
         return summary
+
+    @contextlib.contextmanager
+    def _stop_on_sigterm(self) -> Iterator[None]:
+        """While the loop runs, SIGTERM stops it gracefully; the previous handler comes back after.
+
+        Signal handlers belong to the main thread: a loop run in another thread leaves them alone.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self.stop_signal_handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     def _run_phase(self, phase: Any, summary: dict[str, Any], error_key: str) -> bool:
         """Run one phase; False when the loop must not go on."""
@@ -376,6 +410,11 @@ class Worker:
 
     def on_stop(self, task: Task) -> None:
         pass
+
+
+def _utc_now() -> datetime.datetime:
+    """The time in UTC without a timezone, as Sergeant 0.27's summaries give it."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 class _WorkerStreamEvents(StreamEvents):

@@ -66,7 +66,7 @@ def test_legacy_worker_runs_unchanged(tmp_path: Path) -> None:
     for key in ('start_time', 'end_time', 'stop', 'respawn', 'executor_exception'):
         assert key in summary
     assert summary['initialize_exception'] is None and summary['finalize_exception'] is None
-    assert worker.seen == [('success', 'a'), ('success', 'b'), ('retry', 0), ('max_retries', 1)]  # type: ignore[attr-defined]
+    assert worker.seen == [('success', 'a'), ('success', 'b'), ('retry', 1), ('max_retries', 1)]  # type: ignore[attr-defined]
 
 
 def test_control_exceptions_keep_their_0_27_names_and_bases() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..metrics import MetricsFlusher, TaskSnapshot
 from ..metrics.pool import BrokerTarget
-from ..summary import LoopEnd, loop_end
+from ..summary import LoopEnd
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 
@@ -106,8 +106,12 @@ _EXIT_CODES = {
 
 
 def exit_code_of(summary: Mapping[str, Any]) -> ChildExit:
-    """The exit code for why the loop ended; a signal and max_tasks_per_run both finish normally."""
-    return _EXIT_CODES.get(loop_end(summary, received_stop_signal=False), ChildExit.FINISHED)
+    """The exit code for why the loop ended; a signal and max_tasks_per_run both finish normally.
+
+    The summary's ``reason`` decides: ``stop`` is also true after a SIGTERM (as in 0.27),
+    which must not stop the whole pool.
+    """
+    return _EXIT_CODES.get(LoopEnd(summary['reason']), ChildExit.FINISHED)
 
 
 def _is_machinery(filename: str) -> bool:

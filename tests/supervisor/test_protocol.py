@@ -50,10 +50,14 @@ def test_garbage_on_the_pipe_is_reported_not_raised() -> None:
 
 def test_exit_code_tells_why_the_loop_ended() -> None:
     assert exit_code_of(SUMMARY) is ChildExit.FINISHED
-    assert exit_code_of({**SUMMARY, 'respawn': True}) is ChildExit.RESPAWN
-    assert exit_code_of({**SUMMARY, 'stop': True}) is ChildExit.STOP
-    assert exit_code_of({**SUMMARY, 'initialize_exception': OSError()}) is ChildExit.START_FAILED
-    assert exit_code_of({**SUMMARY, 'executor_exception': OSError()}) is ChildExit.LOOP_FAILED
+    assert exit_code_of({**SUMMARY, 'respawn': True, 'reason': 'respawn'}) is ChildExit.RESPAWN
+    assert exit_code_of({**SUMMARY, 'stop': True, 'reason': 'stop'}) is ChildExit.STOP
+    assert exit_code_of({**SUMMARY, 'reason': 'initialize_exception'}) is ChildExit.START_FAILED
+    assert exit_code_of({**SUMMARY, 'reason': 'executor_exception'}) is ChildExit.LOOP_FAILED
+
+
+def test_a_loop_stopped_by_sigterm_finishes_normally_though_its_summary_says_stop() -> None:
+    assert exit_code_of({**SUMMARY, 'stop': True, 'reason': 'signal'}) is ChildExit.FINISHED
 
 
 def test_summary_is_described_on_one_line() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from sergeant import Task, config
 from sergeant.summary import LoopEnd
@@ -102,7 +102,7 @@ def test_retry_runs_again_until_max_retries_then_dead_letters(build_worker: Buil
     worker.work_loop()
 
     assert worker.events('work') == [(1, 0), (1, 1), (1, 2)]
-    assert worker.events('on_retry') == [0, 1]
+    assert worker.events('on_retry') == [1, 2]  # the count the retry carries, as in Sergeant 0.27
     assert worker.events('on_max_retries') == [2]
     [dead] = worker.dead_letter_tasks()
     assert 'max retries' in dead.reason
@@ -128,7 +128,7 @@ def test_timeout_calls_on_timeout_which_may_retry(build_worker: Build) -> None:
     worker.work_loop()
 
     assert worker.events('on_timeout') == [3, 3]
-    assert worker.events('on_retry') == [0]
+    assert worker.events('on_retry') == [1]
     assert worker.events('on_max_retries') == [1]
 
 
@@ -269,11 +269,17 @@ def test_trace_id_flows_to_tasks_pushed_while_working(build_worker: Build) -> No
     assert worker.get_trace_id() is None
 
 
-def test_unknown_priority_is_refused(build_worker: Build) -> None:
+def test_a_priority_other_than_high_is_normal_as_in_sergeant_027(build_worker: Build) -> None:
     worker = build_worker(Recorder)
 
-    with pytest.raises(ValueError, match='priority'):
-        worker.push_task({'n': 1}, priority='LOW')
+    pushed = [
+        worker.push_task({'n': 1}, priority='LOW'),
+        worker.push_task({'n': 2}, priority='NORMAL'),
+        worker.push_task({'n': 3}, priority='HIGH'),
+    ]
+
+    assert pushed == [True, True, True]
+    assert [task.kwargs['n'] for task in worker.get_next_tasks(3)] == [3, 1, 2]
 
 
 def test_handler_exception_is_logged_and_the_loop_goes_on(build_worker: Build) -> None:
@@ -378,3 +384,37 @@ def test_locks_from_two_workers_exclude_each_other(build_worker: Build) -> None:
     assert second.lock('daily-report').is_locked() is True
     assert lock.release() is True
     assert second.lock('daily-report').acquire(timeout=0) is True
+
+
+def test_pushing_an_empty_list_is_a_success_as_in_sergeant_027(build_worker: Build) -> None:
+    worker = build_worker(Recorder)
+
+    assert worker.push_tasks(kwargs_list=[]) is True
+    assert worker.number_of_enqueued_tasks() == 0
+
+
+def test_summary_times_are_naive_utc_as_in_sergeant_027(build_worker: Build) -> None:
+    worker = build_worker(Recorder, max_tasks_per_run=1)
+    worker.push_task({'n': 1})
+    before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+    summary = worker.work_loop()
+
+    after = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert summary['start_time'].tzinfo is None and summary['end_time'].tzinfo is None
+    assert before <= summary['start_time'] <= summary['end_time'] <= after
+
+
+def test_a_new_worker_logs_nowhere_at_its_configured_level_until_init_worker(
+    local_connector: config.Connector,
+) -> None:
+    class Quiet(ConfiguredWorker):
+        settings = config.WorkerConfig(
+            name='quiet-logger', connector=local_connector, logging=config.Logging(level=logging.WARNING)
+        )
+
+    worker = Quiet()
+
+    assert worker.logger.level == logging.WARNING
+    assert worker.logger.propagate is False
+    assert [type(handler) for handler in worker.logger.handlers] == [logging.NullHandler]
