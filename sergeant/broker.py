@@ -21,10 +21,18 @@ from .objects import Task
 
 
 def _task_of(fields: Any) -> Task:
-    """The Task of a decoded wire form ``[kwargs, trace_id, date, run_count]``."""
-    if not isinstance(fields, (list, tuple)) or len(fields) != 4 or not isinstance(fields[0], dict):
+    """The Task of a decoded wire form ``[kwargs, trace_id, date, run_count]``, its types checked."""
+    if not isinstance(fields, (list, tuple)) or len(fields) != 4:
         raise EncodingError('payload is not a Sergeant task')
     kwargs, trace_id, date, run_count = fields
+    if not isinstance(kwargs, dict):
+        raise EncodingError(f'task field kwargs must be a dict, got {type(kwargs).__name__}')
+    if trace_id is not None and not isinstance(trace_id, str):
+        raise EncodingError(f'task field trace_id must be a string or null, got {type(trace_id).__name__}')
+    if type(date) not in (int, float):
+        raise EncodingError(f'task field date must be a number of seconds, got {date!r}'[:200])
+    if type(run_count) is not int or run_count < 0:
+        raise EncodingError(f'task field run_count must be an integer >= 0, got {run_count!r}'[:200])
     return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count)
 
 
@@ -109,8 +117,18 @@ class Broker:
             decoded = list(map(loads, deliveries.payloads))
         except Exception:
             decoded = None
+        # exact types, as encode_task writes them (a bool is no number here); inline for speed
         if decoded is not None and all(
-            [type(fields) is list and len(fields) == 4 and type(fields[0]) is dict for fields in decoded]
+            [
+                type(fields) is list
+                and len(fields) == 4
+                and type(fields[0]) is dict
+                and type(fields[3]) is int
+                and fields[3] >= 0
+                and (type(fields[2]) is float or type(fields[2]) is int)
+                and (fields[1] is None or type(fields[1]) is str)
+                for fields in decoded
+            ]
         ):
             # the common case: every payload is a well-formed task
             tasks = list(map(LeasedTask, itertools.starmap(Task, decoded), receipts))

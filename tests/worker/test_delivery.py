@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from sergeant import Task, config
 from sergeant.broker import Broker
 from sergeant.encoder import Encoder
@@ -31,6 +33,34 @@ def test_undecodable_payload_is_dead_lettered_and_the_loop_goes_on(build_worker:
     assert dead.task is None
     assert dead.payload == b'\x00not a pickle'
     assert 'undecodable' in dead.reason
+    assert worker.broker.connector.in_flight('tasks') == 0
+
+
+@pytest.mark.parametrize(
+    ('wire_form', 'field'),
+    [
+        ([{'n': 'bad'}, None, 1.0, '1'], 'run_count'),
+        ([{'n': 'bad'}, None, 1.0, -1], 'run_count'),
+        ([{'n': 'bad'}, None, 1.0, True], 'run_count'),
+        ([{'n': 'bad'}, None, 'yesterday', 0], 'date'),
+        ([{'n': 'bad'}, 7, 1.0, 0], 'trace_id'),
+        ([['n', 'bad'], None, 1.0, 0], 'kwargs'),
+    ],
+)
+def test_task_with_a_wrong_typed_field_is_dead_lettered_naming_it(
+    build_worker: Build, wire_form: list[Any], field: str
+) -> None:
+    worker = build_worker(Recorder, max_tasks_per_run=2, encoder=config.Encoder(serializer='json'))
+    worker.push_task({'n': 1})
+    worker.broker.connector.push('tasks', [worker.broker.encoder.encode(wire_form)])
+    worker.push_task({'n': 2})
+
+    summary = worker.work_loop()
+
+    assert worker.events('on_success') == [1, 2]
+    assert summary['reason'] == 'max_tasks_per_run'
+    [dead] = worker.dead_letter_tasks()
+    assert f'task field {field} ' in dead.reason
     assert worker.broker.connector.in_flight('tasks') == 0
 
 
