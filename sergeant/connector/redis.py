@@ -80,25 +80,39 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
+def _payloads_and_counts(items: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """The payloads and delivery counters of stored items.
+
+    An item shorter than our header was not written by us (anyone with write access can
+    push to the list): it is handed on whole, as a first delivery, so the codec
+    dead-letters it with its reason (or runs it, should it be a task) instead of the pop
+    failing on it.
+    """
+    counter = _COUNTER.unpack_from
+    if items and min(map(len, items)) < HEADER_SIZE:
+        return (
+            [item[HEADER_SIZE:] if len(item) >= HEADER_SIZE else item for item in items],
+            [counter(item, ID_SIZE)[0] if len(item) >= HEADER_SIZE else 1 for item in items],
+        )
+    return [item[HEADER_SIZE:] for item in items], [counter(item, ID_SIZE)[0] for item in items]
+
+
 def _messages(prefix: bytes, items: list[bytes], group_id: bytes | None) -> list[Message]:
     """Messages of items popped from one node, leased as ``group_id`` (None: at-most-once)."""
-    counter = _COUNTER.unpack_from
     # popping at-most-once deleted the items: there is nothing a receipt could settle
     receipts = [b''] * len(items) if group_id is None else group_receipts(group_id, len(items))
+    payloads, counts = _payloads_and_counts(items)
     return [
-        Message(item[HEADER_SIZE:], prefix + receipt, counter(item, ID_SIZE)[0])
-        for item, receipt in zip(items, receipts, strict=True)
+        Message(payload, prefix + receipt, count)
+        for payload, receipt, count in zip(payloads, receipts, counts, strict=True)
     ]
 
 
 def _deliveries(items: list[bytes], group_id: bytes | None) -> Deliveries:
     """The Deliveries of items popped from the only node."""
-    counter = _COUNTER.unpack_from
-    return Deliveries(
-        [item[HEADER_SIZE:] for item in items],
-        [b''] * len(items) if group_id is None else group_receipts(group_id, len(items)),
-        [counter(item, ID_SIZE)[0] for item in items],
-    )
+    payloads, counts = _payloads_and_counts(items)
+    receipts = [b''] * len(items) if group_id is None else group_receipts(group_id, len(items))
+    return Deliveries(payloads, receipts, counts)
 
 
 def _connector_error(operation: str, error: redis.RedisError) -> ConnectorError:

@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 import redis
 
+from sergeant import Task, config
+from sergeant.broker import Broker
 from sergeant.connector import DeadLetter, create_connector
 from sergeant.connector.redis import RedisConnector
 from sergeant.connector.redis_params import parse_params
+from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, ConnectorError
 from tests.servers.redis import RedisServer, running_redis
 
@@ -377,6 +380,26 @@ def test_reclaimed_leases_go_back_to_the_head(one: RedisConnector, name: str) ->
     assert one.extend_leases(name, [first.receipt, popped[0].receipt], 30) == 1
     assert one.nack(name, [first.receipt]) == 0
     assert one.ack(name, [first.receipt]) == 0
+
+
+@pytest.mark.parametrize('foreign', [b'', b'junk', b'x' * 19])
+def test_a_foreign_item_shorter_than_our_header_never_wedges_the_queue(
+    one: RedisConnector, raw: list[redis.Redis], name: str, foreign: bytes
+) -> None:
+    raw[0].rpush(ready_key(name), foreign)
+    codec = Broker(one, Encoder(config.Encoder()))
+    codec.push_tasks(name, [Task(kwargs={'n': n}) for n in range(65)])
+
+    [popped_foreign] = one.pop(name, 1, lease_seconds=0.1)  # leased, then its lease runs out
+    time.sleep(0.3)
+    first = codec.pop_tasks(name, 100, lease_seconds=30)
+
+    assert (popped_foreign.payload, popped_foreign.delivery_count) == (foreign, 1)
+    assert [task.task.kwargs['n'] for task in first.tasks] == list(range(65))
+    [letter] = first.dead_lettered
+    assert letter.payload == foreign and 'undecodable' in letter.reason
+    assert one.dead_letter_length(name) == 1
+    assert one.length(name) == 0
 
 
 # -- batches beyond Lua's unpack limit ------------------------------------------------------------------

@@ -7,6 +7,8 @@
 -- popping deleted them).
 --
 -- A delayed member is one priority byte ('H' or 'N') then a stored item.
+-- A stored item is a 16-byte id, a 4-byte big-endian delivery counter, then the payload;
+-- an item shorter than that was not written by us and is handed back unchanged.
 --
 -- KEYS[1]   ready     LIST of stored items, popped from the head
 -- KEYS[2]   delayed   ZSET of delayed members, score = time they become ready
@@ -48,8 +50,13 @@ local function reclaim_expired(ready, leased, now, groups)
     local again = {}
     for _, gid in ipairs(expired) do
         for _, item in ipairs(held_items(leased, gid)) do
-            local deliveries = struct.unpack('>I4', item, 17)
-            again[#again + 1] = string.sub(item, 1, 16) .. struct.pack('>I4', deliveries + 1) .. string.sub(item, 21)
+            if #item < 20 then
+                -- not written by us (shorter than id + counter): back as it was; the consumer dead-letters it
+                again[#again + 1] = item
+            else
+                local deliveries = struct.unpack('>I4', item, 17)
+                again[#again + 1] = string.sub(item, 1, 16) .. struct.pack('>I4', deliveries + 1) .. string.sub(item, 21)
+            end
         end
         delete_group(leased, gid)
     end
