@@ -17,19 +17,17 @@ KUBE_MINOR="37"  # k8s.io/client-go v0.37.x in Helm v3.22.0's go.mod
 
 source "$(dirname "${BASH_SOURCE[0]}")/_go.sh"
 
-want="helm=${HELM_VERSION} kubernetes=1.${KUBE_MINOR} ${go_version}"
-if stamp_is_current helm "${want}"; then
-    echo "helm ${HELM_VERSION}: up to date (${bin_dir}/helm)"
-    exit 0
-fi
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+for package in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    helm_ldflags+=" -X ${package}.k8sVersionMajor=1 -X ${package}.k8sVersionMinor=${KUBE_MINOR}"
+done
 
-echo "helm ${HELM_VERSION}: building with ${go_version} ..."
-mkdir -p "${bin_dir}"
-rm -f "${stamp_dir}/helm"
-GOBIN="${bin_dir}" "${go_bin}" install -trimpath \
-    -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} \
-        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${KUBE_MINOR} \
-        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${KUBE_MINOR}" \
-    "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
-stamp_write helm "${want}"
-echo "helm ${HELM_VERSION}: built ${bin_dir}/helm"
+build_helm() {
+    local gobin
+    gobin="$(mktemp -d)"
+    GOBIN="${gobin}" "${go_bin}" install -trimpath -ldflags="${helm_ldflags}" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+    mv -f "${gobin}/helm" "${out}"
+    rmdir "${gobin}"
+}
+
+install_tool helm "helm=${HELM_VERSION} kubernetes=1.${KUBE_MINOR} ${go_version}" build_helm
