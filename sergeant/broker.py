@@ -192,15 +192,16 @@ class Broker:
 
     # -- keys and locks ------------------------------------------------------------
 
-    def set_key(self, key: str, value: Any) -> bool:
-        return self.connector.key_set(key, self.encoder.encode(value))
+    # ``name``, as Sergeant 0.27's broker calls it: its users reach these as worker.broker.*_key(name=...)
+    def set_key(self, name: str, value: Any) -> bool:
+        return self.connector.key_set(name, self.encoder.encode(value))
 
-    def get_key(self, key: str) -> Any:
-        data = self.connector.key_get(key)
+    def get_key(self, name: str) -> Any:
+        data = self.connector.key_get(name)
         return None if data is None else self.encoder.decode(data)
 
-    def delete_key(self, key: str) -> bool:
-        return self.connector.key_delete(key)
+    def delete_key(self, name: str) -> bool:
+        return self.connector.key_delete(name)
 
     def lock(self, name: str) -> Lock:
         return self.connector.lock(name)

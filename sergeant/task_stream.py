@@ -102,7 +102,7 @@ class TaskStream:
         prefetched = self._prefetched
         take = prefetched.popleft
         idle_sleep = _MIN_IDLE_SLEEP
-        idle_since = time.monotonic()
+        idle_since: float | None = None  # when a pop first came back empty (starvation counts from then)
         starvation_reported_at = 0.0
         while not self._should_stop():  # looked up each time: a threaded executor wraps it
             if self._limit and self._accepted - len(prefetched) >= self._limit:
@@ -111,12 +111,14 @@ class TaskStream:
                 self._send_if_room(len(prefetched))
             if not prefetched:
                 if not self._refill():
+                    if idle_since is None:
+                        idle_since = time.monotonic()
                     time.sleep(idle_sleep)
                     idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
                     starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
                     continue
                 idle_sleep = _MIN_IDLE_SLEEP
-                idle_since = time.monotonic()
+                idle_since = None
                 starvation_reported_at = 0.0
                 continue
             if self._pending is not None or not self._ahead:

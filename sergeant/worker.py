@@ -249,12 +249,8 @@ class Worker:
         if getattr(self.config.logging.events, event):
             level, message = _EVENT_LOG[event]
             task = arguments.get('task')
-            self.logger.log(
-                level,
-                message,
-                extra={'task': task, 'trace_id': getattr(task, 'trace_id', None)},
-                exc_info=arguments.get('exception'),
-            )
+            extra = arguments if task is None else {'task': task, 'trace_id': task.trace_id}
+            self.logger.log(level, message, extra=extra, exc_info=arguments.get('exception'))
         getattr(self, event)(**arguments)
 
     # -- the loop ----------------------------------------------------------------------
@@ -276,20 +272,21 @@ class Worker:
             'executor': {},
             'tasks': self.outcomes,
         }
-        started, started_cpu = time.perf_counter(), time.process_time()
         with self._stop_on_sigterm():
+            # as in Sergeant 0.27: no finalize() and no executor times when initialize() did not finish
             if self._run_phase(self.initialize, summary, 'initialize_exception'):
+                started, started_cpu = time.perf_counter(), time.process_time()
                 self._run_phase(self._execute_tasks, summary, 'executor_exception')
-            self._run_phase(self.finalize, summary, 'finalize_exception')
+                self._run_phase(self.finalize, summary, 'finalize_exception')
+                wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+                summary['executor'] = {
+                    'total_wall_time': wall,
+                    'total_cpu_time': cpu,
+                    'cpu_utilization': cpu / wall if wall else 0.0,
+                }
         for handler in self.logger.handlers:
             handler.flush()
-        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
         summary['end_time'] = _utc_now()
-        summary['executor'] = {
-            'total_wall_time': wall,
-            'total_cpu_time': cpu,
-            'cpu_utilization': cpu / wall if wall else 0.0,
-        }
         summary['reason'] = loop_end(summary, self.received_stop_signal)
         if summary['reason'] is LoopEnd.SIGNAL:
             summary['stop'] = True  # as in Sergeant 0.27, a loop ended by SIGTERM says it was stopped
@@ -376,7 +373,7 @@ class Worker:
         """Runs once in the worker process before the first task."""
 
     def finalize(self) -> None:
-        """Runs once after the last task, even after a failure."""
+        """Runs once after the last task, even after a failure; not when ``initialize`` did not finish."""
 
     def pre_work(self, task: Task) -> None:
         """Runs before each task."""

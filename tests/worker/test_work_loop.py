@@ -183,6 +183,29 @@ def test_starvation_is_reported_after_the_configured_time(build_worker: Build) -
     assert summary['stop'] is True
 
 
+def test_starvation_counts_from_when_the_queue_ran_dry_not_from_the_last_fetch(build_worker: Build) -> None:
+    class Slow(Recorder):
+        def work(self, task: Task) -> Any:
+            time.sleep(1.5)
+            return super().work(task)
+
+    worker = build_worker(Slow, starvation=config.Starvation(time_with_no_tasks=1))
+    worker.push_task({'n': 1})
+    reported: list[float] = []
+    finished: list[float] = []
+    worker.on_success = lambda task, returned_value: finished.append(time.monotonic())  # type: ignore[method-assign]
+
+    def on_starvation(time_with_no_tasks: int) -> None:
+        reported.append(time.monotonic())
+        worker.stop()
+
+    worker.on_starvation = on_starvation  # type: ignore[method-assign]
+    worker.work_loop()
+
+    assert reported and finished
+    assert reported[0] - finished[0] >= 0.9, 'one idle second after the long task, not at once'
+
+
 def test_max_tasks_per_run_leaves_the_rest_queued(build_worker: Build) -> None:
     worker = build_worker(Recorder, max_tasks_per_run=4, tasks_per_transaction=10)
     worker.push_tasks([{'n': n} for n in range(10)])
@@ -296,10 +319,13 @@ def test_handler_exception_is_logged_and_the_loop_goes_on(build_worker: Build) -
     assert summary['executor_exception'] is None
 
 
-def test_initialize_failure_skips_tasks_and_is_reported(build_worker: Build) -> None:
+def test_initialize_failure_skips_tasks_and_finalize_and_is_reported(build_worker: Build) -> None:
     class BadStart(Recorder):
         def initialize(self) -> None:
             raise RuntimeError('no database')
+
+        def finalize(self) -> None:
+            self.calls.append(('finalize', None))
 
     worker = build_worker(BadStart)
     worker.push_task({'n': 1})
@@ -308,6 +334,8 @@ def test_initialize_failure_skips_tasks_and_is_reported(build_worker: Build) -> 
 
     assert isinstance(summary['initialize_exception'], RuntimeError)
     assert summary['reason'] == LoopEnd.INITIALIZE_EXCEPTION
+    assert worker.events('finalize') == [], 'as in Sergeant 0.27: nothing to finalize'
+    assert summary['executor'] == {}
     assert worker.number_of_enqueued_tasks() == 1
 
 
