@@ -4,7 +4,9 @@
 (or ``python -m sergeant.supervisor`` with the same flags, Sergeant 0.27's
 command line) starts N worker processes (:mod:`.child`), respawns them when they
 end, crash or exceed the memory limit, reaps zombies (it can be PID 1 in a
-container) and drains the workers on SIGTERM/SIGINT.
+container) and drains the workers on SIGTERM/SIGINT. From Python, as in 0.27:
+``Supervisor(worker_module_name, worker_class_name, concurrent_workers,
+max_worker_memory_usage=None, logger=None).start()``.
 
 Modules, top down: :mod:`.options` (flags and ``SERGEANT_*`` variables),
 :mod:`.supervisor` (the loop, signals, draining), :mod:`.pool` (slots, respawns,

@@ -1,7 +1,8 @@
 """``python -m sergeant.supervisor``: Sergeant 0.27's command line for the supervisor.
 
-Same flags as ``sergeant supervise``; each can also come from its ``SERGEANT_*``
-environment variable.
+Same flags as ``sergeant supervise``, 0.27's spellings included
+(``--concurrent-worker``, ``--worker-module=...``); each can also come from its
+``SERGEANT_*`` environment variable.
 """
 
 from __future__ import annotations

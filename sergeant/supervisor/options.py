@@ -6,6 +6,16 @@ to a parser by :func:`add_arguments`, shared by ``sergeant supervise`` and
 ``python -m sergeant.supervisor``; :func:`options_from` merges and validates
 them into a frozen :class:`SupervisorOptions`, raising :class:`OptionError`
 that names the flag or the variable at fault.
+
+Sergeant 0.27's spellings keep working: ``--concurrent-worker`` is an alias of
+``--concurrent-workers``, and ``--worker-module`` takes any module importlib can
+import, e.g. ``examples.1_single_producer_single_consumer.consumer`` (whether it
+imports is found out by the worker process, not here).
+
+A metrics port nobody asked for (no ``--metrics-port``, no
+``SERGEANT_METRICS_PORT``) is ``None``: the supervisor then serves on
+:data:`DEFAULT_METRICS_PORT` if it is free, and runs on without the endpoints if
+it is not, so that two supervisors can share a host.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ LOG_FORMATS = ('text', 'json')
 # Kubernetes-style quantities are accepted for the memory limit: 512Mi, 1Gi, 500M, 1G
 _UNITS = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'Ki': 2**10, 'Mi': 2**20, 'Gi': 2**30}
 _QUANTITY = re.compile(r'(\d+)(Ki|Mi|Gi|K|M|G)?B?')
-_DOTTED_NAME = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)*')
+_PATH_SEPARATORS = ('/', '\\')
 
 
 class OptionError(ConfigError):
@@ -48,13 +58,15 @@ class SupervisorOptions:
     max_worker_memory_usage: int | None = None  # bytes of RSS of a worker and its children
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     log_level: str = 'INFO'
-    metrics_port: int = DEFAULT_METRICS_PORT  # 0: no /metrics, /healthz, /readyz, and no metrics work at all
+    # None: DEFAULT_METRICS_PORT if free, else none; 0: no /metrics, /healthz, /readyz nor metrics work
+    metrics_port: int | None = None
     metrics_address: str = DEFAULT_METRICS_ADDRESS
     log_format: str = 'text'  # 'json': one JSON object per line, for the supervisor and its workers
 
     def __post_init__(self) -> None:
-        if not _DOTTED_NAME.fullmatch(self.worker_module):
-            raise OptionError('--worker-module', f'{self.worker_module!r} is not a module name')
+        problem = _module_name_problem(self.worker_module)
+        if problem:
+            raise OptionError('--worker-module', f'{self.worker_module!r} is not a module name: {problem}')
         if not self.worker_class.isidentifier():
             raise OptionError('--worker-class', f'{self.worker_class!r} is not a class name')
         if self.concurrent_workers < 1:
@@ -65,7 +77,7 @@ class SupervisorOptions:
             raise OptionError('--drain-timeout', f'must be >= 0 seconds, got {self.drain_timeout}')
         if self.log_level not in LOG_LEVELS:
             raise OptionError('--log-level', f'must be one of {", ".join(LOG_LEVELS)}')
-        if not 0 <= self.metrics_port <= 65535:
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise OptionError('--metrics-port', f'must be a port number 0-65535, got {self.metrics_port}')
         if not self.metrics_address:
             raise OptionError('--metrics-address', 'must be an address to listen on, e.g. 0.0.0.0')
@@ -77,16 +89,39 @@ class SupervisorOptions:
         level: int = getattr(logging, self.log_level)
         return level
 
+    @property
+    def serving_port(self) -> int:
+        """The port to serve ``/metrics`` on: the one asked for, else :data:`DEFAULT_METRICS_PORT`."""
+        return DEFAULT_METRICS_PORT if self.metrics_port is None else self.metrics_port
+
+
+def _module_name_problem(name: str) -> str:
+    """Why ``name`` cannot be a module name at all, or ''; anything else is left to the import."""
+    if not name:
+        return 'it is empty'
+    if not name.isprintable() or any(character.isspace() for character in name):
+        return 'it holds whitespace or control characters'
+    if any(separator in name for separator in _PATH_SEPARATORS):
+        return 'it is a file path; give the dotted module name, e.g. app.workers for app/workers.py'
+    if '' in name.split('.'):
+        return 'a part between dots is empty'
+    return ''
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix('--').replace('-', '_')
+
 
 @dataclasses.dataclass(frozen=True)
 class _Option:
     flag: str
     metavar: str
     help: str
+    aliases: tuple[str, ...] = ()  # other spellings, hidden from --help
 
     @property
     def dest(self) -> str:
-        return self.flag.removeprefix('--').replace('-', '_')
+        return _dest(self.flag)
 
     @property
     def variable(self) -> str:
@@ -96,7 +131,14 @@ class _Option:
 _OPTIONS = (
     _Option('--worker-module', 'MODULE', 'module holding the Worker subclass, e.g. "app.workers"'),
     _Option('--worker-class', 'CLASS', 'name of the Worker subclass in that module'),
-    _Option('--concurrent-workers', 'N', 'number of worker processes (default 1)'),
+    # Sergeant 0.27's documentation spells it in the singular; argparse's prefix matching alone would
+    # stop accepting that as soon as another flag starting with it was added
+    _Option(
+        '--concurrent-workers',
+        'N',
+        'number of worker processes (default 1)',
+        aliases=('--concurrent-worker',),
+    ),
     _Option(
         '--max-worker-memory-usage',
         'BYTES',
@@ -116,7 +158,8 @@ _OPTIONS = (
     _Option(
         '--metrics-port',
         'PORT',
-        f'port of /metrics, /healthz and /readyz; 0 turns them off (default {DEFAULT_METRICS_PORT})',
+        f'port of /metrics, /healthz and /readyz; 0 turns them off (default {DEFAULT_METRICS_PORT}, '
+        'skipped with a warning when another process has it)',
     ),
     _Option('--metrics-address', 'ADDRESS', f'address to serve them on (default {DEFAULT_METRICS_ADDRESS})'),
 )
@@ -128,6 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             option.flag, metavar=option.metavar, help=f'{option.help} [env: {option.variable}]'
         )
+        for alias in option.aliases:
+            # a dest of its own, so that an error names the spelling that was typed
+            parser.add_argument(alias, dest=_dest(alias), metavar=option.metavar, help=argparse.SUPPRESS)
 
 
 def _as_int(text: str) -> int:
@@ -159,9 +205,15 @@ def options_from(
     environ = os.environ if environ is None else environ
     raw: dict[str, tuple[str, str]] = {}  # dest -> (where it came from, text)
     for option in _OPTIONS:
-        flag_value = getattr(arguments, option.dest, None)
-        if flag_value is not None:
-            raw[option.dest] = (option.flag, flag_value)
+        given = [
+            (flag, value)
+            for flag in (option.flag, *option.aliases)
+            if (value := getattr(arguments, _dest(flag), None)) is not None
+        ]
+        if len(given) > 1:
+            raise OptionError(given[1][0], f'is another spelling of {given[0][0]}; give only one of them')
+        if given:
+            raw[option.dest] = given[0]
         elif environ.get(option.variable, '').strip():
             raw[option.dest] = (option.variable, environ[option.variable])
 
@@ -188,13 +240,13 @@ def options_from(
             ),
             drain_timeout=take('drain_timeout', _as_seconds, 'a number of seconds', DEFAULT_DRAIN_TIMEOUT),
             log_level=take('log_level', str.upper, 'a log level', 'INFO').strip(),
-            metrics_port=take('metrics_port', _as_int, 'a port number', DEFAULT_METRICS_PORT),
+            metrics_port=take('metrics_port', _as_int, 'a port number', None),
             metrics_address=take('metrics_address', str.strip, 'an address', DEFAULT_METRICS_ADDRESS),
             log_format=take('log_format', _as_lower, 'a log format', 'text'),
         )
     except OptionError as error:
-        # name the environment variable when that is where the bad value came from
-        dest = error.field.removeprefix('--').replace('-', '_')
+        # name the alias or the environment variable when that is where the bad value came from
+        dest = _dest(error.field)
         source = raw.get(dest, (error.field, ''))[0]
         if source != error.field:
             raise OptionError(source, error.problem) from None

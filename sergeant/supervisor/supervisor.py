@@ -13,13 +13,24 @@ expire). A second SIGTERM/SIGINT kills every worker at once.
 
 With ``--metrics-port`` (9808 by default; 0 turns it off) the supervisor serves
 ``/metrics``, ``/healthz`` and ``/readyz`` (:mod:`sergeant.observability`) from
-daemon threads, started before the first worker and stopped after the last.
+daemon threads, started before the first worker and stopped after the last. A
+port asked for that is taken is a start-up error; the default port taken (say,
+by a second supervisor on the host) is a warning, and the supervisor runs on
+without the endpoints, its workers then counting nothing for them.
+
+:class:`Supervisor` is also Sergeant 0.27's programmatic supervisor:
+``Supervisor(worker_module_name, worker_class_name, concurrent_workers,
+max_worker_memory_usage=None, logger=None).start()``. The command line builds it
+with :meth:`Supervisor.from_options` and calls :meth:`Supervisor.run`.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import enum
+import errno
 import logging
 import os
 import selectors
@@ -27,8 +38,8 @@ import signal
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, NoReturn
 
 from .ledger import Ledger
 from .options import SupervisorOptions
@@ -40,7 +51,8 @@ from .reaper import become_subreaper
 if TYPE_CHECKING:
     from ..observability import Observability, SupervisorStatus
 
-logger = logging.getLogger('sergeant.supervisor')
+LOGGER_NAME = 'sergeant.supervisor'  # every module of the supervisor process logs here
+logger = logging.getLogger(LOGGER_NAME)
 
 MAX_WAIT = 1.0  # longest sleep of the loop, a backstop in case a wake-up was missed
 KILL_WAIT = 10.0  # how long to wait for SIGKILLed workers to be reaped before exiting anyway
@@ -66,10 +78,29 @@ class _Phase(enum.Enum):
 
 
 class Supervisor:
-    """Runs the worker pool until it is stopped; :meth:`run` must be called in the main thread."""
+    """Runs the worker pool until it is stopped; :meth:`run` and :meth:`start` need the main thread.
 
-    def __init__(self, options: SupervisorOptions) -> None:
-        self.options = options
+    The arguments are Sergeant 0.27's: the worker module and class, how many
+    workers, the memory limit in bytes of one worker with its children, and a
+    logger that gets the supervisor's log records (without one, they go to
+    stderr). Every other option keeps its default; :meth:`from_options` sets them all.
+    """
+
+    def __init__(
+        self,
+        worker_module_name: str,
+        worker_class_name: str,
+        concurrent_workers: int,
+        max_worker_memory_usage: int | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.options = SupervisorOptions(
+            worker_module=worker_module_name,
+            worker_class=worker_class_name,
+            concurrent_workers=concurrent_workers,
+            max_worker_memory_usage=max_worker_memory_usage,
+        )
+        self.logger = logger
         self.ledger = Ledger()
         self.pool_metrics = PoolMetrics()
         self._signals: collections.deque[int] = collections.deque()
@@ -78,33 +109,69 @@ class Supervisor:
         self._forced = False
         self._loop_turned_at = time.monotonic()  # read by /healthz from another thread
 
+    @classmethod
+    def from_options(cls, options: SupervisorOptions, logger: logging.Logger | None = None) -> Supervisor:
+        """The supervisor with every option, as the command line gives them."""
+        supervisor = cls(
+            options.worker_module,
+            options.worker_class,
+            options.concurrent_workers,
+            options.max_worker_memory_usage,
+            logger,
+        )
+        supervisor.options = options
+        return supervisor
+
+    def start(self) -> NoReturn:
+        """Supervise until stopped, then end the process with the exit code: :class:`SupervisorExit`.
+
+        It never returns, as in Sergeant 0.27, whose users' scripts end with
+        ``start()`` and count on the process ending there: with status 0 once a
+        SIGTERM has drained the workers, so that a process manager sees a clean
+        stop, and non-zero otherwise (3 when the worker class cannot be loaded).
+        :meth:`run` returns the exit code instead.
+        """
+        raise SystemExit(int(self.run()))
+
     def run(self) -> SupervisorExit:
+        """Supervise until stopped; returns the exit code for the process."""
+        with _logging_to(self.logger, self.options):
+            return self._supervise()
+
+    def _supervise(self) -> SupervisorExit:
         selector = selectors.DefaultSelector()
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_read, False)
         os.set_blocking(wake_write, False)
         selector.register(wake_read, selectors.EVENT_READ, None)
         restore_signals = self._install_signal_handlers(wake_write)
-        pool = WorkerPool(self.options, selector, self.ledger, self.pool_metrics)
-        observability = self._observability() if self.options.metrics_port else None
+        observability: Observability | None = None
+        pool: WorkerPool | None = None
         try:
-            if observability is not None and not self._serve(observability):
+            try:
+                observability = self._serve_metrics()
+            except OSError:
                 return SupervisorExit.ERROR
+            options = self.options
+            if observability is None:
+                options = dataclasses.replace(options, metrics_port=0)  # workers count for no one then
+            pool = WorkerPool(options, selector, self.ledger, self.pool_metrics)
             adopting = become_subreaper()
             logger.info(
                 'supervising %d worker(s) of %s.%s (memory limit %s, drain timeout %g s, adopts orphans: %s)',
-                self.options.concurrent_workers,
-                self.options.worker_module,
-                self.options.worker_class,
-                self.options.max_worker_memory_usage or 'none',
-                self.options.drain_timeout,
+                options.concurrent_workers,
+                options.worker_module,
+                options.worker_class,
+                options.max_worker_memory_usage or 'none',
+                options.drain_timeout,
                 'yes' if adopting or os.getpid() == 1 else 'no',
             )
             pool.start()
             exit_code = self._loop(pool, selector, wake_read)
         finally:
-            pool.kill_all()  # only live workers are left here, e.g. after an unexpected error
-            pool.close()
+            if pool is not None:
+                pool.kill_all()  # only live workers are left here, e.g. after an unexpected error
+                pool.close()
             if observability is not None:
                 observability.stop()
             restore_signals()
@@ -114,7 +181,34 @@ class Supervisor:
         logger.info('supervisor exiting: %s (%d)', exit_code.name, exit_code)
         return exit_code
 
-    def _observability(self) -> Observability:
+    def _serve_metrics(self) -> Observability | None:
+        """Serve /metrics; None when off or the default port is taken, OSError (logged) on failure."""
+        address, port = self.options.metrics_address, self.options.serving_port
+        if port == 0:
+            return None
+        observability = self._observability(port)
+        try:
+            observability.start()
+        except OSError as error:
+            if self.options.metrics_port is None and error.errno == errno.EADDRINUSE:
+                logger.warning(
+                    'default metrics port %d is taken, by another supervisor on this host perhaps: running '
+                    'without /metrics, /healthz and /readyz; set --metrics-port or SERGEANT_METRICS_PORT '
+                    'to a free port to serve them',
+                    port,
+                )
+                return None
+            logger.error(
+                'cannot serve /metrics on %s:%d: %s; choose another --metrics-port, or 0 to serve nothing',
+                address,
+                port,
+                error.strerror or error,
+            )
+            raise
+        logger.info('serving /metrics, /healthz and /readyz on %s:%d', address, port)
+        return observability
+
+    def _observability(self, port: int) -> Observability:
         from ..observability import Observability  # prometheus_client and http.server only when asked
         from .memory import measure_trees
 
@@ -124,28 +218,13 @@ class Supervisor:
         options = self.options
         return Observability(
             options.metrics_address,
-            options.metrics_port,
+            port,
             self.pool_metrics.view,
             self.status,
             options.concurrent_workers,
             options.max_worker_memory_usage,
             measure_memory,
         )
-
-    def _serve(self, observability: Observability) -> bool:
-        address, port = self.options.metrics_address, self.options.metrics_port
-        try:
-            observability.start()
-        except OSError as error:
-            logger.error(
-                'cannot serve /metrics on %s:%d: %s; choose another --metrics-port, or 0 to serve nothing',
-                address,
-                port,
-                error.strerror or error,
-            )
-            return False
-        logger.info('serving /metrics, /healthz and /readyz on %s:%d', address, port)
-        return True
 
     def status(self) -> SupervisorStatus:
         """What the health probes need to know about the loop; safe to call from any thread."""
@@ -249,7 +328,7 @@ def _empty(fd: int) -> None:
 
 def configure_logging(level: int, log_format: str = 'text') -> None:
     """Log the supervisor's own messages to stderr (workers log through their own config)."""
-    supervisor_logger = logging.getLogger('sergeant.supervisor')
+    supervisor_logger = logging.getLogger(LOGGER_NAME)
     supervisor_logger.setLevel(level)
     if not supervisor_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -267,7 +346,47 @@ def configure_logging(level: int, log_format: str = 'text') -> None:
         supervisor_logger.propagate = False
 
 
+class _ForwardTo(logging.Handler):
+    """Hands each record of the supervisor's logger to a user's logger, as if logged there."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+        # handle() holds this handler's lock around emit(), so only this thread can come back in
+        self._forwarding = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # back in already when the target is the supervisor's logger or below it: it has the record
+        if self._forwarding or not self.target.isEnabledFor(record.levelno):
+            return
+        self._forwarding = True
+        try:
+            self.target.handle(record)
+        finally:
+            self._forwarding = False
+
+
+@contextlib.contextmanager
+def _logging_to(target: logging.Logger | None, options: SupervisorOptions) -> Iterator[None]:
+    """Send the supervisor's records to ``target``, at its level, while inside; without one, to stderr."""
+    if target is None:
+        configure_logging(options.logging_level, options.log_format)
+        yield
+        return
+    supervisor_logger = logging.getLogger(LOGGER_NAME)
+    saved_level, saved_propagate = supervisor_logger.level, supervisor_logger.propagate
+    forward = _ForwardTo(target)
+    supervisor_logger.setLevel(target.getEffectiveLevel())
+    supervisor_logger.propagate = False  # the target passes them on to its ancestors if it propagates
+    supervisor_logger.addHandler(forward)
+    try:
+        yield
+    finally:
+        supervisor_logger.removeHandler(forward)
+        supervisor_logger.setLevel(saved_level)
+        supervisor_logger.propagate = saved_propagate
+
+
 def run(options: SupervisorOptions) -> int:
-    """Configure logging and supervise until stopped; returns the process exit code."""
-    configure_logging(options.logging_level, options.log_format)
-    return int(Supervisor(options).run())
+    """Supervise until stopped, logging to stderr; returns the process exit code."""
+    return int(Supervisor.from_options(options).run())

@@ -149,10 +149,11 @@ def _kill_marked(marker: str) -> None:
 
 @pytest.fixture
 def supervise(tmp_path: Path, local_settings: dict[str, Any]) -> Iterator[Supervise]:
-    """supervise(module, class, *flags, settings=..., env=..., command=...) -> a running supervisor.
+    """supervise(module, class, *flags, settings=..., env=..., command=..., cwd=...) -> a running supervisor.
 
     ``module`` is a ``tests.workers.supervised_*`` module; ``command`` replaces
-    ``python -m sergeant.supervisor`` (e.g. the ``sergeant supervise`` script).
+    ``python -m sergeant.supervisor`` (e.g. the ``sergeant supervise`` script);
+    ``cwd`` replaces the repository as the working directory.
     Metrics are off (``SERGEANT_METRICS_PORT=0``) unless a flag or ``env`` turns them on,
     so supervisors running side by side do not compete for the default port.
     """
@@ -166,6 +167,7 @@ def supervise(tmp_path: Path, local_settings: dict[str, Any]) -> Iterator[Superv
         settings: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> SupervisorRun:
         index = len(started)
         log_path, output = tmp_path / f'supervisor-{index}.log', tmp_path / f'processed-{index}.txt'
@@ -185,7 +187,7 @@ def supervise(tmp_path: Path, local_settings: dict[str, Any]) -> Iterator[Superv
         environment.update(env or {})
         with log_path.open('wb') as log:
             popen = subprocess.Popen(
-                [*arguments, *flags], cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT
+                [*arguments, *flags], cwd=cwd or REPO, env=environment, stdout=log, stderr=subprocess.STDOUT
             )
         started.append(popen)
         return SupervisorRun(popen, log_path, output)
