@@ -221,7 +221,12 @@ class Delivery:
 
 @dataclasses.dataclass(frozen=True)
 class WorkerConfig:
-    """Everything a worker needs; build it in ``Worker.generate_config``."""
+    """Everything a worker needs; build it in ``Worker.generate_config``.
+
+    ``stop_task_threads`` (new, default on): threads a task started that still run
+    once it is over get ``SystemExit`` raised in them; if some will not end, the
+    worker stops fetching and its process is replaced (:mod:`sergeant.thread_guard`).
+    """
 
     name: str
     connector: Connector = dataclasses.field(
@@ -236,6 +241,7 @@ class WorkerConfig:
     logging: Logging = dataclasses.field(default_factory=Logging)
     starvation: Starvation | None = None
     delivery: Delivery = dataclasses.field(default_factory=Delivery)
+    stop_task_threads: bool = True
 
     def __post_init__(self) -> None:
         _require(isinstance(self.name, str) and bool(self.name), 'name', 'must be a non-empty string')
@@ -262,6 +268,11 @@ class WorkerConfig:
             self.starvation is None or isinstance(self.starvation, Starvation),
             'starvation',
             'must be None or a sergeant.config.Starvation',
+        )
+        _require(
+            isinstance(self.stop_task_threads, bool),
+            'stop_task_threads',
+            f'must be a bool, got {self.stop_task_threads!r}',
         )
 
     def replace(self, **changes: Any) -> WorkerConfig:

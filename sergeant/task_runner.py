@@ -9,7 +9,9 @@ ordinary exception is logged and does not change the outcome.
 :class:`TaskRunner` is what the work loop uses: built once per loop, it skips
 the hooks a worker does not override (a no-op hook called thousands of times a
 second is measurable), counts outcomes and, when given a histogram, times tasks
-(per batch on the fast path: see :mod:`sergeant.metrics.durations`).
+(per batch on the fast path: see :mod:`sergeant.metrics.durations`). Unless
+``config.stop_task_threads`` is off, it also ends the threads each task left
+running (:mod:`sergeant.thread_guard`).
 :func:`run_task` is the same for a single task, calling every hook.
 """
 
@@ -23,10 +25,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .interrupts import WorkerInterrupt, WorkerMaxRetries, WorkerRequeue, WorkerRetry, WorkerTimedout
+from .interrupts import (
+    WorkerInterrupt,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerRetry,
+    WorkerStop,
+    WorkerTimedout,
+)
 from .metrics.durations import BatchClock, DurationHistogram
 from .objects import Task
 from .task_stream import Outcome
+from .thread_guard import guard_threads_of
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -37,7 +47,9 @@ _SIGNAL_OUTCOMES: tuple[tuple[type[BaseException], Outcome, str], ...] = (
     (WorkerRequeue, Outcome.REQUEUE, 'on_requeue'),
 )
 _SUCCESS = Outcome.SUCCESS
+_HANDLER_LOG_EXTRAS = ('task', 'time_with_no_tasks')  # what a failed handler's log record carries
 _clock = time.perf_counter
+_NO_THREADS: dict[int, list[threading.Thread]] = {}  # what a runner without a thread guard checks
 
 
 class TaskRunner:
@@ -48,6 +60,10 @@ class TaskRunner:
     ``on_success`` is only dispatched when overridden, when ``handle_event`` is
     overridden, or when ``logging.events.on_success`` asks for the event to be
     logged. Give a ``guard`` when several threads run tasks.
+
+    Threads a task started are ended once it is over (see :mod:`sergeant.thread_guard`);
+    if some would not end, ``run`` raises :class:`~sergeant.thread_guard.UnkillableThreads`
+    after counting the task's outcome.
 
     With ``durations``, every task's duration is observed. On the fast path the
     runner's :attr:`batch_clock` does it and must hear from the task stream when
@@ -81,6 +97,13 @@ class TaskRunner:
         self._after_success = self._post_work or self._announce_success
         self._durations = durations
         self.batch_clock: BatchClock | None = None
+        self._threads_started = _NO_THREADS
+        self._task_over: Callable[[Outcome], None] = _nothing_to_end
+        self._task_interrupted: Callable[[], None] = _nothing_left
+        if worker.config.stop_task_threads:
+            threads = guard_threads_of(worker, task_of_thread)
+            self._threads_started = threads.started
+            self._task_over, self._task_interrupted = threads.task_over, threads.task_interrupted
 
         self.run: Callable[[Task, AbstractContextManager[object] | None], Outcome] = self._run_and_count
         """``run(task, time_limit)``: execute ``task`` and count its outcome; control signals
@@ -102,6 +125,10 @@ class TaskRunner:
         started = _clock() if durations is not None else 0.0
         try:
             outcome = self._run(task, time_limit)
+        except BaseException:
+            if self._threads_started:
+                self._task_interrupted()
+            raise
         finally:
             task_of_thread.task = None
         elapsed = _clock() - started if durations is not None else 0.0
@@ -114,16 +141,25 @@ class TaskRunner:
                 self._outcomes[outcome._value_] += 1
                 if durations is not None:
                     durations.observe(elapsed)
+        if self._threads_started:
+            self._task_over(outcome)
+        return outcome
+
+    def _failed(self, task: Task, error: BaseException) -> Outcome:
+        """``work`` raised ``error`` on a fast path: handle and count it; signals that end the loop go on."""
+        try:
+            outcome = _after_failure(self._worker, task, error)
+        except BaseException:
+            if self._threads_started:
+                self._task_interrupted()
+            raise
+        self._outcomes[outcome._value_] += 1
         return outcome
 
     def _plain_run(self) -> Callable[[Task, AbstractContextManager[object] | None], Outcome]:
         """``run`` for a worker with no hooks around ``work`` and one thread: the hot path."""
-        worker, work, task_of_thread, outcomes = (
-            self._worker,
-            self._work,
-            self._task_of_thread,
-            self._outcomes,
-        )
+        work, task_of_thread, outcomes = self._work, self._task_of_thread, self._outcomes
+        failed, threads_started, task_over = self._failed, self._threads_started, self._task_over
         general = self._run_and_count
 
         def run(task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
@@ -133,13 +169,15 @@ class TaskRunner:
             try:
                 work(task)
             except BaseException as error:
-                outcome = _after_failure(worker, task, error)
-                outcomes[outcome._value_] += 1
-                return outcome
+                outcome = failed(task, error)
+            else:
+                outcomes['success'] += 1
+                outcome = _SUCCESS
             finally:
                 task_of_thread.task = None
-            outcomes['success'] += 1
-            return _SUCCESS
+            if threads_started:
+                task_over(outcome)
+            return outcome
 
         return run
 
@@ -150,29 +188,25 @@ class TaskRunner:
 
         Used only without a configured timeout, so ``time_limit`` is always None.
         """
-        worker, work, task_of_thread, outcomes = (
-            self._worker,
-            self._work,
-            self._task_of_thread,
-            self._outcomes,
-        )
+        work, task_of_thread, outcomes = self._work, self._task_of_thread, self._outcomes
+        failed, threads_started, task_over = self._failed, self._threads_started, self._task_over
 
         def run(task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
             task_of_thread.task = task
             try:
                 work(task)
             except BaseException as error:
-                outcome = _after_failure(worker, task, error)
-                outcomes[outcome._value_] += 1
-                if clock.per_task:
-                    clock.task_done()
-                return outcome
+                outcome = failed(task, error)
+            else:
+                outcomes['success'] += 1
+                outcome = _SUCCESS
             finally:
                 task_of_thread.task = None
-            outcomes['success'] += 1
             if clock.per_task:
                 clock.task_done()
-            return _SUCCESS
+            if threads_started:
+                task_over(outcome)
+            return outcome
 
         return run
 
@@ -195,6 +229,14 @@ class TaskRunner:
         if self._announce_success:
             return _handle(self._worker, _SUCCESS, 'on_success', task=task, returned_value=returned_value)
         return _SUCCESS
+
+
+def _nothing_to_end(outcome: Outcome) -> None:
+    """``task_over`` of a runner without a thread guard."""
+
+
+def _nothing_left() -> None:
+    """``task_interrupted`` of a runner without a thread guard."""
 
 
 @contextmanager
@@ -242,7 +284,10 @@ def _after_failure(worker: Worker, task: Task, error: BaseException) -> Outcome:
         return _handle(worker, Outcome.TIMEOUT, 'on_timeout', task=task)
     if isinstance(error, WorkerInterrupt):
         _guarded(worker, 'post_work', task=task, success=False, exception=error)
-        _handle(worker, Outcome.STOPPED, 'on_stop', task=task)
+        # Sergeant 0.27's rule, kept so its programs see the same calls: on_stop is for stop(),
+        # not respawn(), and only the threaded executor calls it
+        if isinstance(error, WorkerStop) and worker.config.number_of_threads > 1:
+            _handle(worker, Outcome.STOPPED, 'on_stop', task=task)
         raise error
     if isinstance(error, (WorkerRetry, WorkerMaxRetries, WorkerRequeue)):
         _guarded(worker, 'post_work', task=task, success=False, exception=error)
@@ -261,7 +306,8 @@ def _handle(worker: Worker, outcome: Outcome, event: str, **arguments: Any) -> O
     except WorkerInterrupt:
         raise
     except Exception as error:
-        worker.logger.error('%s handler failed: %s', event, error, exc_info=True)
+        extra = {key: arguments[key] for key in _HANDLER_LOG_EXTRAS if key in arguments}
+        worker.logger.error('%s handler failed: %s', event, error, exc_info=True, extra=extra)
     return outcome
 
 
@@ -278,4 +324,5 @@ def _guarded(worker: Worker, hook: str, **arguments: Any) -> None:
     except WorkerInterrupt:
         raise
     except Exception as error:
-        worker.logger.error('%s failed: %s', hook, error, exc_info=True)
+        # the hook's arguments as record attributes, as Sergeant 0.27 logs them
+        worker.logger.error('%s failed: %s', hook, error, exc_info=True, extra=arguments)

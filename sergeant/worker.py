@@ -45,6 +45,7 @@ from .objects import Task
 from .summary import LoopEnd, loop_end, process_usage
 from .task_runner import TaskRunner, run_task, young_collections_at_most_every
 from .task_stream import Outcome, StreamEvents, TaskStream
+from .thread_guard import unkillable_threads
 
 __all__ = [
     'Worker',
@@ -291,6 +292,9 @@ class Worker:
         if summary['reason'] is LoopEnd.SIGNAL:
             summary['stop'] = True  # as in Sergeant 0.27, a loop ended by SIGTERM says it was stopped
         summary['process'] = process_usage()
+        unkillable = unkillable_threads(self)
+        if unkillable:
+            summary['unkillable_threads'] = unkillable
         return summary
 
     @contextlib.contextmanager
@@ -406,7 +410,7 @@ class Worker:
         pass
 
     def on_stop(self, task: Task) -> None:
-        pass
+        """A task called :meth:`stop` while the threaded executor ran it (as in Sergeant 0.27)."""
 
 
 def _utc_now() -> datetime.datetime:

@@ -2,8 +2,10 @@
 
 An executor knows nothing of the Worker class: it receives a ``run`` callable
 that executes one task and reports its :class:`~sergeant.task_stream.Outcome`,
-and settles each task on the stream. Time limits are enforced here, with the
-killers of :mod:`sergeant.killer`:
+and settles each task on the stream: a task whose ``run`` raised is settled as
+stopped, unless the exception carries the outcome of a task that was over
+(:class:`~sergeant.thread_guard.UnkillableThreads`). Time limits are enforced
+here, with the killers of :mod:`sergeant.killer`:
 
 * :class:`SerialExecutor` (``number_of_threads == 1``): a killer process sends
   the soft timeout as a signal and kills the worker at the hard limit;

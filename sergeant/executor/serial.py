@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 from ..config import Timeouts
 from ..interrupts import WorkerTimedout
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..task_stream import Outcome, TaskStream
+from ..task_stream import TaskStream
+from ..thread_guard import settled_outcome
 
 if TYPE_CHECKING:
     from . import RunTask
@@ -80,9 +81,9 @@ class SerialExecutor:
                 slot.begin()
             try:
                 outcome = self._run(leased.task, limit)
-            except BaseException:
+            except BaseException as error:
                 # stop/respawn raised while the task ran: the task itself is over
-                stream.settle(leased, Outcome.STOPPED)
+                stream.settle(leased, settled_outcome(error))
                 raise
             finally:
                 if slot is not None:
@@ -95,8 +96,8 @@ class SerialExecutor:
         for leased in stream:
             try:
                 outcome = run(leased.task, None)
-            except BaseException:
-                settle(leased, Outcome.STOPPED)
+            except BaseException as error:
+                settle(leased, settled_outcome(error))
                 raise
             settle(leased, outcome)
 

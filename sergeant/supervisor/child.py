@@ -12,6 +12,10 @@ sent SIGTERM, so no worker outlives its supervisor for long.
 With ``--report-metrics`` (the supervisor serves ``/metrics``) the ready message
 names the worker's broker and queue, and the worker's task metrics are sent
 every second and at the end (:mod:`sergeant.metrics`).
+
+When threads a task left running would not end (:mod:`sergeant.thread_guard`),
+the summary names them in ``unkillable_threads`` and the process exits after
+:data:`UNKILLABLE_EXIT_GRACE` rather than :data:`EXIT_GRACE`.
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ from typing import Any
 from ..metrics import MetricsFlusher, TaskSnapshot
 from ..metrics.pool import BrokerTarget
 from ..summary import LoopEnd
+from ..thread_guard import threads_left_running
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 
 # seconds a worker may take to exit after its summary: a non-daemon thread left behind by a
 # task would otherwise keep the process, and so its pool slot, alive for ever
 EXIT_GRACE = 10.0
+# the same once threads were found that ignore SystemExit: they already had their chance to end
+UNKILLABLE_EXIT_GRACE = 1.0
 
 
 class WorkerLoadError(Exception):
@@ -48,7 +55,7 @@ def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
     except BaseException as error:  # a module may even call sys.exit at import time
         raise WorkerLoadError(
             f'cannot import worker module {module_name!r} (class {class_name!r}): '
-            f'{type(error).__name__}: {error}'
+            f'{type(error).__name__}: {error}{_where_to_look(module_name, error)}'
         ) from error
     found = getattr(module, class_name, None)
     if found is None:
@@ -58,6 +65,17 @@ def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
             f'{module_name}.{class_name} is not a subclass of sergeant.worker.Worker (got {found!r})'
         )
     return found
+
+
+def _where_to_look(module_name: str, error: BaseException) -> str:
+    """A hint when the module's top-level package is not found, rather than a module it imports."""
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    if missing != module_name.split('.')[0]:
+        return ''
+    return (
+        f'; start the supervisor in the folder holding {missing!r} (not {os.getcwd()}) '
+        'or put that folder on PYTHONPATH'
+    )
 
 
 class Reporter:
@@ -127,6 +145,17 @@ def _error_text(error: BaseException) -> str:
     return ''.join(described.format())[-MAX_ERROR_CHARS:]
 
 
+def _load_error_details(cause: BaseException | None) -> str:
+    """The traceback of a load failure, or '' when it would only repeat the error's one line."""
+    if cause is None:
+        return ''
+    frames = traceback.extract_tb(cause.__traceback__)
+    in_user_code = any(not _is_machinery(frame.filename) for frame in frames)
+    if not in_user_code and cause.__cause__ is None and cause.__context__ is None:
+        return ''  # nothing ran but the import machinery: the module is simply not there
+    return _error_text(cause)
+
+
 def broker_of(worker: Worker) -> BrokerTarget:
     """The broker and queue the worker consumes, for the supervisor's probe."""
     connector = worker.config.connector
@@ -145,8 +174,7 @@ def run(module_name: str, class_name: str, reporter: Reporter, report_metrics: b
     try:
         worker_class = load_worker_class(module_name, class_name)
     except WorkerLoadError as error:
-        cause = error.__cause__
-        reporter.send(Event.LOAD_FAILED, error=str(error), details=_error_text(cause) if cause else '')
+        reporter.send(Event.LOAD_FAILED, error=str(error), details=_load_error_details(error.__cause__))
         return ChildExit.LOAD_FAILED
     try:
         worker = worker_class()
@@ -164,15 +192,15 @@ def run(module_name: str, class_name: str, reporter: Reporter, report_metrics: b
     return exit_code_of(summary)
 
 
-def exit_despite_lingering_threads(code: int) -> None:
-    """Make sure the process exits with ``code`` within :data:`EXIT_GRACE` seconds."""
+def exit_despite_lingering_threads(code: int, grace: float = EXIT_GRACE) -> None:
+    """Make sure the process exits with ``code`` within ``grace`` seconds."""
 
     def force_exit() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
 
-    timer = threading.Timer(EXIT_GRACE, force_exit)
+    timer = threading.Timer(grace, force_exit)
     timer.daemon = True  # interpreter shutdown waits for non-daemon threads only
     timer.start()
 
@@ -201,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch_lifeline(arguments.lifeline_fd)
     reporter = Reporter(arguments.report_fd)
     code = int(run(arguments.worker_module, arguments.worker_class, reporter, arguments.report_metrics))
-    exit_despite_lingering_threads(code)
+    exit_despite_lingering_threads(code, UNKILLABLE_EXIT_GRACE if threads_left_running() else EXIT_GRACE)
     return code
 
 

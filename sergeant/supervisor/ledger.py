@@ -63,7 +63,11 @@ class Ledger:
             describe_summary(summary) if summary is not None else 'no summary',
         )
         if process.error and reason is not EndReason.LOAD_FAILED:  # the pool reports load errors itself
-            logger.error('worker %d: %s\n%s', process.pid, process.error, process.error_details)
+            described = error_with_details(process.error, process.error_details)
+            logger.error('worker %d: %s', process.pid, described)
+        unkillable = _unkillable_threads(summary) if summary is not None else []
+        if unkillable:
+            logger.warning('worker %d had unkillable threads: %s', process.pid, unkillable)
 
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of the totals, safe to take from another thread."""
@@ -88,6 +92,12 @@ class Ledger:
 def _number(section: object, key: str) -> float:
     value = section.get(key) if isinstance(section, Mapping) else None
     return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _unkillable_threads(summary: Mapping[str, Any]) -> list[str]:
+    """Names of the threads left running by the worker's tasks that would not end, from its summary."""
+    names = summary.get('unkillable_threads')
+    return [str(name) for name in names] if isinstance(names, list) else []
 
 
 def describe_summary(summary: Mapping[str, Any]) -> str:
@@ -116,3 +126,8 @@ def describe_summary(summary: Mapping[str, Any]) -> str:
         if error:
             parts.append(f'{phase} raised {error}')
     return '; '.join(parts)
+
+
+def error_with_details(error: str, details: str) -> str:
+    """A one-line error, and its traceback on the lines after it when there is one."""
+    return f'{error}\n{details}' if details else error

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .backoff import HEALTHY_AFTER, Backoff
-from .ledger import Ledger
+from .ledger import Ledger, error_with_details
 from .options import SupervisorOptions
 from .pool_metrics import PoolMetrics
 from .process import EndReason, WorkerProcess
@@ -136,7 +136,7 @@ class WorkerPool:
                 self.fatal_error = process.error or (
                     f'cannot load {self._options.worker_module}.{self._options.worker_class}'
                 )
-                logger.error('%s\n%s', self.fatal_error, process.error_details)
+                logger.error('%s', error_with_details(self.fatal_error, process.error_details))
             return
         if reason is EndReason.STOP_ASKED and self.stop_reason is None:
             logger.info('worker %d asked to stop: stopping every worker', process.pid)
@@ -149,9 +149,12 @@ class WorkerPool:
         delay = slot.backoff.record(failed, early)
         if delay:
             logger.warning(
-                'slot %d: %d worker(s) in a row died at start-up; backing off %.1f s before the next',
+                'slot %d: %d worker(s) in a row ended early (the last: %s after %.1f s); '
+                'backing off %.1f s before the next',
                 slot.index,
                 slot.backoff.failures,
+                reason.value,
+                process.lifetime,
                 delay,
             )
         slot.respawn_at = time.monotonic() + delay

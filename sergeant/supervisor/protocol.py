@@ -15,7 +15,9 @@ the supervisor passed to the child:
   with the worker's cumulative task counts (:class:`sergeant.metrics.TaskSnapshot`);
 - ``{"event": "load_failed", "error": ...}`` when the module or class cannot be loaded;
 - ``{"event": "start_failed", "error": ...}`` when building the worker raised;
-- ``{"event": "summary", "summary": {...}}`` with the work loop's summary at the end.
+- ``{"event": "summary", "summary": {...}}`` with the work loop's summary at the end;
+  ``unkillable_threads`` in it lists the names of threads tasks left running that
+  would not end (:mod:`sergeant.thread_guard`), when there are some.
 """
 
 from __future__ import annotations

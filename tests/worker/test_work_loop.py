@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from sergeant import Task, config
 from sergeant.summary import LoopEnd
 from sergeant.worker import WorkerTimedout
@@ -140,10 +142,22 @@ def test_stop_ends_the_loop_and_hands_back_unstarted_tasks(build_worker: Build) 
 
     assert summary['stop'] is True
     assert summary['reason'] == LoopEnd.STOP
-    assert worker.events('on_stop') == [2]
+    assert worker.events('on_stop') == [], 'as in Sergeant 0.27, the serial executor calls no on_stop'
     assert worker.events('on_success') == [0, 1]
     assert worker.number_of_enqueued_tasks() == 7, 'unstarted tasks are ready again at once'
     assert worker.broker.connector.in_flight('tasks') == 0
+
+
+@pytest.mark.parametrize(('action', 'on_stop_calls'), [('stop', [2]), ('respawn', [])])
+def test_the_threaded_executor_calls_on_stop_for_stop_only(
+    build_worker: Build, action: str, on_stop_calls: list[int]
+) -> None:
+    worker = build_worker(Recorder, number_of_threads=2)
+    worker.push_tasks([{'n': 2, 'action': action}])
+
+    worker.work_loop()
+
+    assert worker.events('on_stop') == on_stop_calls
 
 
 def test_respawn_ends_the_loop_with_respawn(build_worker: Build) -> None:
