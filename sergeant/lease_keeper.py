@@ -1,8 +1,10 @@
 """Keeps the leases of a worker's held tasks alive and batches their acknowledgements.
 
 A background thread extends every held lease each third of the lease period, so a
-long task is not redelivered while it still runs, and flushes acknowledgements
-that were not already sent along with the next pop. A receipt stays held (its
+long task is not redelivered while it still runs, and sends acknowledgements that
+no pop carried within :data:`ACK_DELAY` (a worker gone idle sends no more pops, yet
+its finished tasks must not look in flight to probes and the operator, nor run
+again should it be killed). A receipt stays held (its
 lease extended) from the pop until its acknowledgement was sent, so a finished
 task cannot be redelivered while its ack waits. Pops still in flight are watched
 too: their items are leased from the moment Redis ran the pop, so the thread
@@ -17,10 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 
 from .connector import Connector, PendingPop
+
+ACK_DELAY = 0.05  # the thread looks this often; an ack no pop took by the next look is sent alone
 
 
 class LeaseKeeper:
@@ -93,21 +98,38 @@ class LeaseKeeper:
         self._flush_acks()
 
     def _run(self) -> None:
-        interval = self._lease_seconds / 3
-        while not self._stopping.wait(interval):
-            with self._guard:
-                held = list(self._held)
-                pending = list(self._pending)
-            for waiting in pending:
-                # a failed pop leased nothing; the worker reports the same error
-                with contextlib.suppress(Exception):
-                    held += waiting.result().receipts
+        extend_every = self._lease_seconds / 3
+        next_extension = time.monotonic() + extend_every
+        oldest_ack: bytes | None = None
+        while not self._stopping.wait(ACK_DELAY):
+            # the same receipt at the head twice in a row: it waited at least ACK_DELAY for a pop
             try:
-                if held:
-                    self._connector.extend_leases(self._queue, held, self._lease_seconds)
-            except Exception as error:
-                self._logger.warning('could not extend %d leases: %s', len(held), error)
-            self._flush_acks()
+                head: bytes | None = self._acks[0]
+            except IndexError:  # none waiting (or a pop took them just now)
+                head = None
+            if head is not None and head is oldest_ack:
+                self._flush_acks()
+                head = None
+            oldest_ack = head
+            if time.monotonic() >= next_extension:
+                self._extend()
+                next_extension = time.monotonic() + extend_every
+
+    def _extend(self) -> None:
+        """Extend every held lease, pops in flight included, then send waiting acknowledgements."""
+        with self._guard:
+            held = list(self._held)
+            pending = list(self._pending)
+        for waiting in pending:
+            # a failed pop leased nothing; the worker reports the same error
+            with contextlib.suppress(Exception):
+                held += waiting.result().receipts
+        try:
+            if held:
+                self._connector.extend_leases(self._queue, held, self._lease_seconds)
+        except Exception as error:
+            self._logger.warning('could not extend %d leases: %s', len(held), error)
+        self._flush_acks()
 
     def _flush_acks(self) -> None:
         acks = self.take_acks()

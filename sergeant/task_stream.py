@@ -232,7 +232,10 @@ class TaskStream:
         return reported_at
 
     def settle(self, leased: LeasedTask, outcome: Outcome) -> None:
-        """Acknowledge a finished task, or dead-letter it when it used up its retries."""
+        """Acknowledge a finished task, or dead-letter it when it used up its retries.
+
+        Safe to call from any thread while another iterates the stream.
+        """
         if outcome is not _MAX_RETRIES:
             if self._ack is not None:
                 self._ack(leased.receipt)

@@ -1,7 +1,10 @@
 """Runs tasks in ``number_of_threads`` threads that share one task stream.
 
-Each thread takes a task from the stream, runs it and settles it; taking and
-settling are serialised by one lock, since the stream is not thread-safe. When
+Each thread takes a task from the stream, runs it and settles it. Taking is
+serialised by one lock, since iterating the stream is not thread-safe; settling
+is (:meth:`TaskStream.settle`) and must not wait for that lock: a thread idling in
+the stream on an empty queue holds it, and the finished tasks of the others would
+stay unacknowledged until work arrived. When
 the stream ends (``max_tasks_per_run``, a stop signal), every thread finishes its
 current task and :meth:`ThreadedExecutor.execute` returns. A task that raises
 stop or respawn makes every thread stop taking tasks; once the tasks already
@@ -31,7 +34,8 @@ from typing import TYPE_CHECKING
 from ..broker import LeasedTask
 from ..config import Timeouts
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..task_stream import Outcome, TaskStream
+from ..task_stream import TaskStream
+from ..thread_guard import settled_outcome
 
 if TYPE_CHECKING:
     from . import RunTask
@@ -118,12 +122,11 @@ class _Pool:
         except BaseException as error:
             # first tell the others to stop: one of them may hold the stream, waiting for tasks
             self._fail(error)
-            outcome = Outcome.STOPPED
+            outcome = settled_outcome(error)
         finally:
             if slot is not None:
                 slot.end()
-        with self._stream_guard:
-            self._stream.settle(leased, outcome)
+        self._stream.settle(leased, outcome)
 
     def _fail(self, error: BaseException) -> None:
         with self._error_guard:
