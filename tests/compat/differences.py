@@ -124,7 +124,7 @@ DIFFERENCES: tuple[Difference, ...] = (
     ),
     Difference(
         id='metrics-endpoint',
-        keys=('supervisor_cli:supervisor_listened_on.items*',),
+        keys=('supervisor_cli:supervisor_listened.value',),
         reason=(
             'The supervisor serves /metrics, /healthz and /readyz on 0.0.0.0:9808 by default (and runs on '
             'without them when that port is taken); 0.27 listened on nothing.'
