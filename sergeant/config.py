@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -30,7 +31,8 @@ def _require(condition: bool, field: str, problem: str) -> None:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or a finite float (NaN and infinity would defeat every bound and deadline)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_count(value: object) -> bool:
@@ -138,11 +140,13 @@ class Timeouts:
     grace_period: float = 10.0
 
     def __post_init__(self) -> None:
-        _require(_is_number(self.timeout) and self.timeout >= 0, 'timeouts.timeout', 'must be a number >= 0')
+        _require(
+            _is_number(self.timeout) and self.timeout >= 0, 'timeouts.timeout', 'must be a finite number >= 0'
+        )
         _require(
             _is_number(self.grace_period) and self.grace_period >= 0,
             'timeouts.grace_period',
-            'must be a number >= 0',
+            'must be a finite number >= 0',
         )
 
 
@@ -156,7 +160,7 @@ class Starvation:
         _require(
             _is_number(self.time_with_no_tasks) and self.time_with_no_tasks > 0,
             'starvation.time_with_no_tasks',
-            'must be a number > 0',
+            'must be a finite number > 0',
         )
 
 
@@ -197,7 +201,7 @@ class Delivery:
         _require(
             _is_number(self.lease_seconds) and self.lease_seconds >= 0.5,
             'delivery.lease_seconds',
-            'must be a number >= 0.5',
+            'must be a finite number >= 0.5',
         )
         _require(
             self.prefetch is None or (_is_count(self.prefetch) and self.prefetch >= 0),

@@ -32,6 +32,13 @@ from sergeant.connector import create_connector
         (lambda: config.Delivery(prefetch=2.5), 'delivery.prefetch'),
         (lambda: config.Delivery(prefetch=True), 'delivery.prefetch'),
         (lambda: config.WorkerConfig(name='w', timeouts=30), 'timeouts'),
+        (lambda: config.Timeouts(timeout=float('inf')), 'timeouts.timeout'),
+        (lambda: config.Timeouts(timeout=float('nan')), 'timeouts.timeout'),
+        (lambda: config.Timeouts(grace_period=float('inf')), 'timeouts.grace_period'),
+        (lambda: config.Starvation(time_with_no_tasks=float('inf')), 'starvation.time_with_no_tasks'),
+        (lambda: config.Starvation(time_with_no_tasks=float('nan')), 'starvation.time_with_no_tasks'),
+        (lambda: config.Delivery(lease_seconds=float('inf')), 'delivery.lease_seconds'),
+        (lambda: config.Delivery(lease_seconds=float('nan')), 'delivery.lease_seconds'),
     ],
 )
 def test_bad_value_names_the_field(build: Any, field: str) -> None:
