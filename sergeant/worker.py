@@ -9,6 +9,7 @@ override ``generate_config`` and ``work``, optionally the ``on_*`` handlers and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import logging
@@ -27,6 +28,7 @@ from . import config as sergeant_config
 from .broker import Broker, DeadTask
 from .connector import DeadLetter, Lock, Priority, create_connector
 from .encoder import Encoder
+from .errors import ConfigError
 from .executor import create_executor
 from .interrupts import (
     WorkerException,
@@ -71,6 +73,9 @@ _EVENT_LOG: dict[str, tuple[int, str]] = {
     'on_stop': (logging.WARNING, 'worker stopped while running a task'),
 }
 
+
+SIGNING_KEY_VARIABLE = 'SERGEANT_SIGNING_KEY'  # the signing key when the config sets none
+_library_logger = logging.getLogger('sergeant.worker')
 
 # While the loop runs, the collector looks at young objects only after this many
 # allocations (CPython's default is 700): a transaction's tasks are allocated
@@ -149,7 +154,33 @@ class Worker:
 
     def init_broker(self) -> None:
         connector = create_connector(self.config.connector.type, self.config.connector.params)
-        self.broker = Broker(connector, Encoder(self.config.encoder))
+        self.broker = Broker(connector, Encoder(self._encoder_settings()))
+
+    def _encoder_settings(self) -> sergeant_config.Encoder:
+        """The configured encoder; without a signing key, the one in ``SERGEANT_SIGNING_KEY`` if set.
+
+        The variable lets a deployment sign every producer's and worker's payloads
+        (e.g. from a Kubernetes Secret) without a code change.
+        """
+        settings = self.config.encoder
+        key = os.environ.get(SIGNING_KEY_VARIABLE, '').strip()
+        if settings.signing_key is not None or not key:
+            return settings
+        try:
+            return dataclasses.replace(settings, signing_key=key)
+        except ConfigError as error:
+            raise ConfigError(SIGNING_KEY_VARIABLE, error.problem) from None
+
+    def _warn_if_unsigned_pickle(self) -> None:
+        # on the library's logger, not the worker's: the records a 0.27 worker logs stay the same
+        encoder = self.broker.encoder.settings
+        if encoder.serializer == 'pickle' and encoder.signing_key is None:
+            _library_logger.warning(
+                'unpickling unsigned payloads: anyone who can write to queue %r can run code in this '
+                'worker; set Encoder(signing_key=...) or %s on producers and workers',
+                self.config.name,
+                SIGNING_KEY_VARIABLE,
+            )
 
     # -- producing and inspecting ---------------------------------------------------
 
@@ -273,6 +304,7 @@ class Worker:
             'executor': {},
             'tasks': self.outcomes,
         }
+        self._warn_if_unsigned_pickle()
         with self._stop_on_sigterm():
             # as in Sergeant 0.27: no finalize() and no executor times when initialize() did not finish
             if self._run_phase(self.initialize, summary, 'initialize_exception'):

@@ -29,6 +29,7 @@ class Encoder:
 
     def __init__(self, settings: config.Encoder | None = None) -> None:
         settings = settings or config.Encoder()
+        self.settings = settings
         self.serializer: Serializer = SERIALIZERS[settings.serializer]()
         self.compressor: Compressor | None = (
             COMPRESSORS[settings.compressor] if settings.compressor is not None else None

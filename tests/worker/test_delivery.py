@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 from sergeant import Task, config
 from sergeant.broker import Broker
 from sergeant.encoder import Encoder
+from sergeant.errors import ConfigError
 
 from .conftest import ConfiguredWorker
 from .test_work_loop import Recorder
@@ -195,3 +197,47 @@ def test_at_most_once_stop_pushes_unstarted_tasks_back(build_worker: Build) -> N
     worker.work_loop()
 
     assert sorted(task.kwargs['n'] for task in worker.get_next_tasks(10)) == [2, 3, 4]
+
+
+def test_the_signing_key_may_come_from_the_environment(
+    build_worker: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv('SERGEANT_SIGNING_KEY', 'a-key-from-a-kubernetes-secret')
+    worker = build_worker(Recorder, max_tasks_per_run=1)
+    unsigned = Broker(worker.broker.connector, Encoder(config.Encoder()))
+    unsigned.push_tasks('tasks', [Task(kwargs={'n': 'unsigned'})])
+    worker.push_task({'n': 'signed'})
+
+    worker.work_loop()
+
+    assert worker.events('on_success') == ['signed']
+    [dead] = worker.dead_letter_tasks()
+    assert 'signature' in dead.reason
+
+
+def test_a_short_signing_key_in_the_environment_is_refused_naming_the_variable(
+    build_worker: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv('SERGEANT_SIGNING_KEY', 'short')
+
+    with pytest.raises(ConfigError) as caught:
+        build_worker(Recorder)
+
+    assert caught.value.field == 'SERGEANT_SIGNING_KEY'
+
+
+@pytest.mark.parametrize(
+    ('encoder', 'warned'),
+    [(config.Encoder(), True), (SIGNED, False), (config.Encoder(serializer='msgpack'), False)],
+)
+def test_a_worker_that_unpickles_unsigned_payloads_warns_once_at_start(
+    build_worker: Build, caplog: pytest.LogCaptureFixture, encoder: config.Encoder, warned: bool
+) -> None:
+    worker = build_worker(Recorder, max_tasks_per_run=2, encoder=encoder)
+    worker.push_tasks([{'n': 1}, {'n': 2}])
+
+    with caplog.at_level(logging.WARNING, logger='sergeant.worker'):
+        worker.work_loop()
+
+    warnings = [record for record in caplog.records if 'unsigned payloads' in record.getMessage()]
+    assert len(warnings) == (1 if warned else 0)
