@@ -22,6 +22,7 @@ COMPRESSORS = ('zlib', 'gzip', 'bzip2', 'lzma')
 SERIALIZERS = ('pickle', 'msgpack', 'json')
 GUARANTEES = ('at_least_once', 'at_most_once')
 LOG_FORMATS = ('text', 'json')
+SIGNING_KEY_VARIABLE = 'SERGEANT_SIGNING_KEY'  # a worker's signing key when Encoder sets none
 _DEFAULT_PREFETCH = 16  # tasks held ahead when Delivery.prefetch is None
 
 

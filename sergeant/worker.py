@@ -74,7 +74,6 @@ _EVENT_LOG: dict[str, tuple[int, str]] = {
 }
 
 
-SIGNING_KEY_VARIABLE = 'SERGEANT_SIGNING_KEY'  # the signing key when the config sets none
 _library_logger = logging.getLogger('sergeant.worker')
 
 # While the loop runs, the collector looks at young objects only after this many
@@ -163,13 +162,13 @@ class Worker:
         (e.g. from a Kubernetes Secret) without a code change.
         """
         settings = self.config.encoder
-        key = os.environ.get(SIGNING_KEY_VARIABLE, '').strip()
+        key = os.environ.get(sergeant_config.SIGNING_KEY_VARIABLE, '').strip()
         if settings.signing_key is not None or not key:
             return settings
         try:
             return dataclasses.replace(settings, signing_key=key)
         except ConfigError as error:
-            raise ConfigError(SIGNING_KEY_VARIABLE, error.problem) from None
+            raise ConfigError(sergeant_config.SIGNING_KEY_VARIABLE, error.problem) from None
 
     def _warn_if_unsigned_pickle(self) -> None:
         # on the library's logger, not the worker's: the records a 0.27 worker logs stay the same
@@ -179,7 +178,7 @@ class Worker:
                 'unpickling unsigned payloads: anyone who can write to queue %r can run code in this '
                 'worker; set Encoder(signing_key=...) or %s on producers and workers',
                 self.config.name,
-                SIGNING_KEY_VARIABLE,
+                sergeant_config.SIGNING_KEY_VARIABLE,
             )
 
     # -- producing and inspecting ---------------------------------------------------

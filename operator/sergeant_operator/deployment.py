@@ -22,6 +22,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sergeant.config import SIGNING_KEY_VARIABLE
+
 from .resource import API_VERSION, KIND, WorkerResource
 
 CONTAINER_NAME = 'worker'
@@ -109,6 +111,10 @@ def broker_env(worker: WorkerResource) -> list[dict[str, Any]]:
         env.append({'name': BROKER_URL_ENV, 'valueFrom': {'secretKeyRef': reference}})
     if connector.params is not None:
         env.append({'name': BROKER_PARAMS_ENV, 'value': json.dumps(connector.params, sort_keys=True)})
+    signing = worker.spec.signing_key_secret_ref
+    if signing is not None:
+        reference = {'name': signing.name, 'key': signing.key}
+        env.append({'name': SIGNING_KEY_VARIABLE, 'valueFrom': {'secretKeyRef': reference}})
     return env
 
 

@@ -25,9 +25,12 @@ FIELD_MANAGER = 'sergeant-operator'
 
 CONNECTOR_TYPES = ('redis', 'mongo')  # 'local' is process-local: pods cannot share it
 DEFAULT_SECRET_KEY = 'url'
+DEFAULT_SIGNING_KEY_KEY = 'signing-key'  # the Secret's key holding the signing key
 PULL_POLICIES = ('Always', 'IfNotPresent', 'Never')
 
-_MODULE = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)*')
+# anything importlib can import (0.27's examples live in packages such as 1_producer): no empty
+# part, no whitespace, no path separator; the supervisor's import is the real check
+_MODULE = re.compile(r'[^.\s/\\]+(\.[^.\s/\\]+)*')
 _CLASS = re.compile(r'[A-Za-z_]\w*')
 _QUANTITY = re.compile(r'(\d+)(Ki|Mi|Gi|K|M|G)?B?')
 _URL_SCHEMES = {'redis': ('redis://', 'rediss://', 'unix://'), 'mongo': ('mongodb://', 'mongodb+srv://')}
@@ -73,6 +76,7 @@ class WorkerSpec:
     max_worker_memory_usage: str | None = None  # bytes, or a quantity such as 512Mi
     scaling: ScalingSpec = dataclasses.field(default_factory=ScalingSpec)
     template: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # pod-level overrides
+    signing_key_secret_ref: SecretRef | None = None  # SERGEANT_SIGNING_KEY of the workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +120,18 @@ def parse_worker(obj: Mapping[str, Any]) -> WorkerResource:
             max_worker_memory_usage=_memory(spec.get('maxWorkerMemoryUsage')),
             scaling=_scaling(_mapping(spec.get('scaling') or {}, 'spec.scaling')),
             template=_mapping(spec.get('template') or {}, 'spec.template'),
+            signing_key_secret_ref=_signing_key(spec.get('signingKeySecretRef')),
         ),
     )
+
+
+def _signing_key(value: object) -> SecretRef | None:
+    if value is None:
+        return None
+    field = 'spec.signingKeySecretRef'
+    ref = _mapping(value, field)
+    key = _text(ref, 'key', field) if 'key' in ref else DEFAULT_SIGNING_KEY_KEY
+    return SecretRef(name=_text(ref, 'name', field), key=key)
 
 
 def _mapping(value: object, field: str) -> Mapping[str, Any]:

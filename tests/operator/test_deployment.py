@@ -63,6 +63,13 @@ def test_the_broker_reaches_the_pods_as_environment_variables() -> None:
     )
 
 
+def test_the_signing_key_reaches_the_pods_from_its_secret() -> None:
+    deployment = build(with_spec(signingKeySecretRef={'name': 'broker', 'key': 'hmac'}))
+
+    assert env(deployment)['SERGEANT_SIGNING_KEY'] == {'secretKeyRef': {'name': 'broker', 'key': 'hmac'}}
+    assert 'SERGEANT_SIGNING_KEY' not in env(build())
+
+
 def test_selector_and_labels_identify_the_worker() -> None:
     deployment = build(with_spec(template={'labels': {'team': 'search', 'sergeant.io/worker': 'spoofed'}}))
 

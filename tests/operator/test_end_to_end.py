@@ -154,6 +154,14 @@ def cluster(
         pytest.param(lambda spec: spec.pop('image'), 'spec.image', id='no-image'),
         pytest.param(lambda spec: spec.update(workerClass='Crawler()'), 'spec.workerClass', id='bad-class'),
         pytest.param(
+            lambda spec: spec.update(workerModule='app/workers'), 'spec.workerModule', id='bad-module'
+        ),
+        pytest.param(
+            lambda spec: spec.update(signingKeySecretRef={'key': 'k'}),
+            'spec.signingKeySecretRef.name',
+            id='signing-key-without-secret',
+        ),
+        pytest.param(
             lambda spec: spec.update(concurrentWorkers=0), 'spec.concurrentWorkers', id='no-workers'
         ),
         pytest.param(
@@ -206,11 +214,14 @@ def test_the_api_server_fills_in_the_defaults(objects: client.CustomObjectsApi, 
     body = worker_body('defaults', 'redis://broker:6379/0', 'crawl')
     del body['spec']['scaling'], body['spec']['concurrentWorkers']
     body['spec']['connector'] = {'type': 'redis', 'secretRef': {'name': 'broker'}}
+    body['spec']['signingKeySecretRef'] = {'name': 'broker'}
+    body['spec']['workerModule'] = 'examples.1_producer.consumer'  # 0.27's example layout
 
     created = create(objects, kube_namespace, body)
 
     assert created['spec']['concurrentWorkers'] == 1
     assert created['spec']['connector']['secretRef'] == {'name': 'broker', 'key': 'url'}
+    assert created['spec']['signingKeySecretRef'] == {'name': 'broker', 'key': 'signing-key'}
     assert created['spec']['scaling'] == {
         'minReplicas': 0,
         'maxReplicas': 10,

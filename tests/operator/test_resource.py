@@ -46,6 +46,17 @@ def test_a_secret_reference_defaults_to_the_url_key() -> None:
     assert worker.spec.connector.secret_ref == SecretRef('broker', 'url')
 
 
+def test_a_signing_key_secret_defaults_to_the_signing_key_key() -> None:
+    worker = parse_worker(with_spec(signingKeySecretRef={'name': 'broker'}))
+    assert worker.spec.signing_key_secret_ref == SecretRef('broker', 'signing-key')
+    assert parse_worker(MINIMAL).spec.signing_key_secret_ref is None
+
+
+@pytest.mark.parametrize('module', ['examples.1_producer.consumer', 'app.workers', 'x'])
+def test_any_importable_module_name_is_accepted(module: str) -> None:
+    assert parse_worker(with_spec(workerModule=module)).spec.worker_module == module
+
+
 @pytest.mark.parametrize('memory', [536870912, '512Mi', '1G'])
 def test_memory_limits_are_bytes_or_quantities(memory: object) -> None:
     assert parse_worker(with_spec(maxWorkerMemoryUsage=memory)).spec.max_worker_memory_usage == str(memory)
@@ -56,6 +67,9 @@ def test_memory_limits_are_bytes_or_quantities(memory: object) -> None:
     [
         ({'image': None}, 'spec.image'),
         ({'workerModule': 'app..workers'}, 'spec.workerModule'),
+        ({'workerModule': 'app/workers'}, 'spec.workerModule'),
+        ({'workerModule': 'app workers'}, 'spec.workerModule'),
+        ({'signingKeySecretRef': {'key': 'signing-key'}}, 'spec.signingKeySecretRef.name'),
         ({'workerClass': 'Crawler()'}, 'spec.workerClass'),
         ({'concurrentWorkers': 0}, 'spec.concurrentWorkers'),
         ({'maxWorkerMemoryUsage': '12 parsecs'}, 'spec.maxWorkerMemoryUsage'),
