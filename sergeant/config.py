@@ -182,8 +182,10 @@ class Delivery:
     ``max(tasks_per_transaction, 16)``: one transaction ahead, and at least 16
     tasks so that one-task transactions do not cost a round trip each. ``0``
     fetches a transaction only once the previous one is done, as Sergeant 0.27
-    did. Prefetched tasks are invisible to other workers until they run, so with
-    long tasks spread over many workers a small value balances the load better.
+    did. It is a cap: prefetched tasks are invisible to other workers until they
+    run, so a worker holds ahead only the tasks it expects to finish within
+    ``sergeant.task_stream.PREFETCH_HORIZON`` (0.1 s) at its recent pace, and
+    none before it has run a transaction: long tasks spread over workers evenly.
     A worker that stops hands its prefetched tasks back at once; one that dies
     leaves them to be redelivered when their leases expire (counted as a retry).
     At-most-once never prefetches: a worker that died would lose those tasks.

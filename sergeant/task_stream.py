@@ -23,6 +23,11 @@ from .objects import Task
 
 _MIN_IDLE_SLEEP = 0.02
 _MAX_IDLE_SLEEP = 1.0
+# Prefetching holds ahead about this many seconds of work, judged by how fast the worker got
+# through its last transactions: long tasks are not held hostage behind a running one while
+# idle workers wait, and short ones still overlap the broker's round trip.
+PREFETCH_HORIZON = 0.1
+_PACE_WEIGHT = 0.5  # weight of the newest transaction in the running estimate of seconds per task
 
 
 class Outcome(enum.Enum):
@@ -64,13 +69,16 @@ class TaskStream:
 
     Prefetching (``Delivery.prefetch_tasks``): at most ``tasks_per_transaction +
     prefetch`` tasks wait to run, counting the ones asked for by the pop in
-    flight. With nothing waiting, one transaction is popped (as without
-    prefetching); from then on, once half of that room (at least one transaction)
-    is free, the next pop is sent at once, carrying the acknowledgements so far,
-    and its answer is only read when the tasks already here are used up. So the
-    round trip and the broker's work overlap with decoding and running tasks, and
-    one-task transactions share round trips. With no prefetch, a transaction is
-    fetched when the previous one is done.
+    flight, where ``prefetch`` is the configured cap cut down to the tasks the
+    worker expects to get through in :data:`PREFETCH_HORIZON` seconds, from its
+    pace over the transactions it ran (nothing ahead until it has run one). With
+    nothing waiting, one transaction is popped (as without prefetching); from then
+    on, once half of that room (at least one transaction) is free, the next pop is
+    sent at once, carrying the acknowledgements so far, and its answer is only
+    read when the tasks already here are used up. So the round trip and the
+    broker's work overlap with decoding and running tasks, and one-task
+    transactions share round trips. With no prefetch, a transaction is fetched
+    when the previous one is done.
     """
 
     def __init__(
@@ -92,11 +100,30 @@ class TaskStream:
         self._ack = keeper.done if keeper is not None else None
         self._accepted = 0  # tasks ever put into _prefetched
         self._limit = config.max_tasks_per_run
-        per_transaction = config.tasks_per_transaction
-        prefetch = config.delivery.prefetch_tasks(per_transaction) if keeper is not None else 0
+        self._prefetch_cap = config.delivery.prefetch_tasks(config.tasks_per_transaction) if keeper else 0
+        self._seconds_per_task: float | None = None  # the worker's pace, once a transaction was run
+        self._batch_started = 0.0
+        self._delivered_at_batch_start = 0
+        self._room = self._ahead = 0
+        self._allow_prefetch(0)
+
+    def _allow_prefetch(self, prefetch: int) -> None:
+        per_transaction = self._config.tasks_per_transaction
         self._room = per_transaction + prefetch
         # the smallest pop sent ahead: half the room, and at least one transaction
         self._ahead = max(per_transaction, (self._room + 1) // 2) if prefetch else 0
+
+    def _measure_pace(self) -> None:
+        """Judge the worker's pace by the transaction just used up, and size prefetching from it."""
+        ran = self.delivered - self._delivered_at_batch_start
+        if not self._prefetch_cap or ran <= 0:
+            return
+        latest = (time.monotonic() - self._batch_started) / ran
+        pace = self._seconds_per_task
+        pace = latest if pace is None else pace + _PACE_WEIGHT * (latest - pace)
+        self._seconds_per_task = pace
+        affordable = int(PREFETCH_HORIZON / pace) if pace > 0 else self._prefetch_cap
+        self._allow_prefetch(min(self._prefetch_cap, affordable))
 
     def __iter__(self) -> Iterator[LeasedTask]:
         prefetched = self._prefetched
@@ -156,14 +183,19 @@ class TaskStream:
         meanwhile.
         """
         self._events.waiting()
+        if self._delivered_at_batch_start != self.delivered:
+            self._measure_pace()
         request = self._pending
         deliveries = self._receive()
         if deliveries is None or not deliveries.payloads:
+            self._delivered_at_batch_start = self.delivered
             return False
         assert request is not None
         if self._ahead:
             self._send_if_room(len(deliveries.payloads))
         self._accept(deliveries, request.pending)
+        self._batch_started = time.monotonic()
+        self._delivered_at_batch_start = self.delivered
         self._events.received()
         return True
 

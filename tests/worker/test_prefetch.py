@@ -139,3 +139,36 @@ def test_leases_of_a_pop_in_flight_are_kept_during_a_long_task(
     assert stolen == [], 'a prefetched task must not be delivered to another worker'
     assert worker.broker.connector.in_flight('tasks') == 0
     assert worker.number_of_enqueued_tasks() == 0
+
+
+def test_long_tasks_are_not_held_ahead_while_another_worker_idles(connector: config.Connector) -> None:
+    class Slow(ConfiguredWorker):
+        settings = config.WorkerConfig(
+            name='long-tasks',
+            connector=connector,
+            logging=config.Logging(log_to_stdout=False),
+            starvation=None,
+        )  # default delivery: prefetching on, one task per transaction
+
+        def work(self, task: Task) -> Any:
+            self.calls.append(('work', task.kwargs['n']))
+            time.sleep(0.6)
+
+    workers = [Slow(), Slow()]
+    for worker in workers:
+        worker.init_worker()
+    workers[0].push_tasks([{'n': n} for n in range(4)])
+    loops = [threading.Thread(target=worker.work_loop) for worker in workers]
+    for loop in loops:
+        loop.start()
+    deadline = time.monotonic() + 30
+    while sum(worker.outcomes['success'] for worker in workers) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in workers:
+        worker.received_stop_signal = True
+    for loop in loops:
+        loop.join(timeout=60)
+
+    ran = [[n for event, n in worker.calls if event == 'work'] for worker in workers]
+    assert sorted(ran[0] + ran[1]) == [0, 1, 2, 3]
+    assert [len(tasks) for tasks in ran] == [2, 2], 'each worker ran two: none held the others hostage'
