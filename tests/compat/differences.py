@@ -177,22 +177,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         ),
     ),
     Difference(
-        id='prefetch',
-        keys=(
-            'crash_redelivery:length.value',
-            'crash_redelivery:length_including_delayed.value',
-            'crash_redelivery:pop.items*',
-        ),
-        reason=(
-            'A worker may fetch tasks ahead of the one it runs (Delivery.prefetch), leased to it: when it '
-            'dies they come back once their lease expires, where 0.27, fetching one transaction at a time, '
-            'had left them in the queue.'
-        ),
-        user_change=(
-            'Nothing; set Delivery(prefetch=0) to fetch a transaction only when the last one is done.'
-        ),
-    ),
-    Difference(
         id='graceful-sigterm',
         keys=('sigterm:busy.*',),
         reason=(
