@@ -12,7 +12,6 @@ second is measurable), counts outcomes and, when given a histogram, times tasks
 (per batch on the fast path: see :mod:`sergeant.metrics.durations`). Unless
 ``config.stop_task_threads`` is off, it also ends the threads each task left
 running (:mod:`sergeant.thread_guard`).
-:func:`run_task` is the same for a single task, calling every hook.
 """
 
 from __future__ import annotations
@@ -252,29 +251,6 @@ def young_collections_at_most_every(allocations: int) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
-
-
-def run_task(worker: Worker, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
-    """Execute ``task`` on ``worker`` with every hook; control signals that end the worker propagate.
-
-    ``time_limit`` is entered around ``work`` alone: an executor's watchdog may
-    raise WorkerTimedout only inside it, never in a hook or handler.
-    """
-    worker.current_task = task
-    try:
-        _guarded(worker, 'pre_work', task=task)
-        try:
-            if time_limit is None:
-                returned_value = worker.work(task)
-            else:
-                with time_limit:
-                    returned_value = worker.work(task)
-        except BaseException as error:
-            return _after_failure(worker, task, error)
-        _guarded(worker, 'post_work', task=task, success=True, exception=None)
-        return _handle(worker, _SUCCESS, 'on_success', task=task, returned_value=returned_value)
-    finally:
-        worker.current_task = None
 
 
 def _after_failure(worker: Worker, task: Task, error: BaseException) -> Outcome:

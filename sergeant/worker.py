@@ -21,7 +21,6 @@ import time
 import types
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
 from . import config as sergeant_config
@@ -45,7 +44,7 @@ from .logging.json_lines import JsonLinesFormatter
 from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
 from .summary import LoopEnd, loop_end, process_usage
-from .task_runner import TaskRunner, run_task, young_collections_at_most_every
+from .task_runner import TaskRunner, young_collections_at_most_every
 from .task_stream import Outcome, StreamEvents, TaskStream
 from .thread_guard import unkillable_threads
 
@@ -394,13 +393,6 @@ class Worker:
             if metrics is not None:
                 metrics.loop_ended()
             stream.close()
-
-    def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
-        """Run one task with every hook and count its outcome (the loop uses a TaskRunner)."""
-        outcome = run_task(self, task, time_limit)
-        with self._outcomes_guard:
-            self.outcomes[outcome.value] += 1
-        return outcome
 
     # -- hooks for subclasses -----------------------------------------------------------
 
