@@ -138,7 +138,10 @@ class LocalConnector(Connector):
             if ack:
                 db.executemany('DELETE FROM items WHERE id = ? AND lease_token = ?', _unpack(ack))
             rows = db.execute(
-                f'SELECT id, payload, leased_until IS NOT NULL, redeliveries FROM items WHERE {_CLAIMABLE} '
+                # the casts: a row another client wrote may hold text or junk there; it then
+                # reaches the worker as bytes, to be dead-lettered, instead of breaking the pop
+                'SELECT id, CAST(payload AS BLOB), leased_until IS NOT NULL, CAST(redeliveries AS INTEGER) '
+                f'FROM items WHERE {_CLAIMABLE} '
                 'ORDER BY priority DESC, id LIMIT ?',
                 (queue, now, now, count),
             ).fetchall()

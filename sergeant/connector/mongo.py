@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+import bson
 import pymongo.errors
 from bson import ObjectId
 
@@ -342,7 +343,10 @@ class MongoLock(Lock):
 
 def _message(index: int, token: bytes, document: Mapping[str, Any]) -> Message:
     receipt = _RECEIPT.pack(index, document['_id'].binary, token)
-    return Message(bytes(document['payload']), receipt, document['claims'] - document['nacks'])
+    payload = document.get('payload')
+    if not isinstance(payload, bytes):  # written by another client: its BSON, for the dead letter
+        payload = bson.encode({'payload': payload})
+    return Message(payload, receipt, document['claims'] - document['nacks'])
 
 
 def _group(receipts: Iterable[bytes], deployments: int) -> list[tuple[int, bytes, list[ObjectId]]]:

@@ -139,17 +139,34 @@ class MongoStore:
             candidates = list(
                 self.items.find(
                     {'queue': queue, 'visible_at': {'$lte': now}},
-                    {'claims': 1},
+                    {'claims': 1, 'nacks': 1},
                     sort=ORDER,
                     limit=count - len(claimed),
                 )
             )
+            foreign = [candidate for candidate in candidates if not _has_counters(candidate)]
+            if foreign:
+                self._adopt(foreign)
+                continue  # they are claimable items now, taken by the next round
             keys = [f'item:{candidate["_id"]}:{candidate["claims"]}' for candidate in candidates]
             won = [candidate for candidate, ok in zip(candidates, self.win(keys), strict=True) if ok]
             claimed.extend(self._lease(won, token, now, lease_seconds))
             if len(won) == len(candidates) or len(claimed) >= count:
                 break
         return claimed
+
+    def _adopt(self, foreign: list[Document]) -> None:
+        """Give documents another client put in the queue our counters, so they can be claimed.
+
+        Their payload reaches the worker, which dead-letters what it cannot decode; the
+        filter repeats what was read, so a document another consumer adopted (and maybe
+        claimed) meanwhile is left alone.
+        """
+        for document in foreign:
+            condition: dict[str, Any] = {'_id': document['_id']}
+            for counter in ('claims', 'nacks'):
+                condition[counter] = document.get(counter, {'$exists': False})
+            self.items.update_one(condition, {'$set': {'claims': 0, 'nacks': 0, 'lease': None}})
 
     def _lease(self, won: list[Document], token: bytes, now: float, lease_seconds: float) -> list[Document]:
         if not won:
@@ -167,3 +184,8 @@ class MongoStore:
         ids = [document['_id'] for document in won]
         fields = {'payload': 1, 'claims': 1, 'nacks': 1, 'priority': 1, 'order': 1}
         return list(self.items.find({'_id': {'$in': ids}, 'lease': token}, fields, sort=ORDER))
+
+
+def _has_counters(document: Document) -> bool:
+    """Whether the document carries the counters every item we store has (ints, never bools)."""
+    return type(document.get('claims')) is int and type(document.get('nacks')) is int

@@ -16,8 +16,11 @@ from typing import Any
 import pymongo
 import pytest
 
+from sergeant import Task, config
+from sergeant.broker import Broker
 from sergeant.connector import Connector, DeadLetter, create_connector
 from sergeant.connector.mongo import MongoConnector
+from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, ConnectorError
 from tests.servers.ferretdb import FerretDBServer, running_ferretdb
 
@@ -376,3 +379,29 @@ def test_bulk_push_and_pop_on_two_nodes(two_nodes: Callable[[], Connector], name
     got = [m.payload for m in connector.pop(name, 1000, lease_seconds=None)]
 
     assert sorted(got) == sorted(f'{i}'.encode() for i in range(600))
+
+
+@pytest.mark.parametrize(
+    'foreign',
+    [
+        {'payload': 'junk'},
+        {'payload': b'junk', 'claims': 'many'},
+        {'claims': True, 'nacks': None},
+        {'payload': 7, 'claims': 0},
+    ],
+)
+def test_a_foreign_document_in_a_queue_never_wedges_it(
+    make: Factory, raw: Any, foreign: dict[str, Any]
+) -> None:
+    connector = make()
+    codec = Broker(connector, Encoder(config.Encoder()))
+    raw['queue_items'].insert_one({'queue': 'q', 'visible_at': 0.0, 'priority': 1, 'order': 0.0, **foreign})
+    codec.push_tasks('q', [Task(kwargs={'n': n}) for n in range(5)])
+
+    popped = codec.pop_tasks('q', 10, lease_seconds=30)
+
+    assert [leased.task.kwargs['n'] for leased in popped.tasks] == list(range(5))
+    [letter] = popped.dead_lettered
+    assert 'undecodable' in letter.reason
+    assert connector.dead_letter_length('q') == 1
+    assert connector.length('q') == 0 and connector.in_flight('q') == 5
