@@ -233,3 +233,10 @@ def listening_ports(pid: int) -> set[int]:
 def log_lines(output: str) -> list[str]:
     """The distinct lines of a log, scrubbed (no pids, times or queue names), sorted."""
     return sorted({scrub(line.strip()) for line in output.splitlines() if line.strip()})
+
+
+def sleep_in_python(seconds: float) -> None:
+    """Sleep in short steps, so that an exception sent to this thread lands quickly."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from typing import Any, ClassVar
 
-from _observe import LogRecords, queue, redis_params, typed
+from _observe import LogRecords, queue, redis_params, sleep_in_python, typed
 
 import sergeant.config
 import sergeant.objects
@@ -56,6 +56,15 @@ class Recorder(sergeant.worker.Worker):
 
     def record(self, task: Task, *call: Any) -> None:
         self.calls[str(task.kwargs['id'])].append([typed(part) for part in call])
+
+    def sleep_recording_interruption(self, task: Task, seconds: float, finished: str) -> None:
+        """Sleep ``seconds`` in ``work``; record what interrupted it, or ``finished`` if nothing did."""
+        try:
+            sleep_in_python(seconds)
+        except BaseException as error:
+            self.record(task, 'work saw', error)
+            raise
+        self.record(task, finished)
 
     def pre_work(self, task: Task) -> None:
         self.record(task, 'pre_work', task.run_count)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from _observe import emit, summary_view, typed
+from _observe import emit, sleep_in_python, summary_view, typed
 from _recorder import Recorder, Task
 
 import sergeant.config
@@ -113,12 +113,6 @@ class StarvingAfterALongTask(Starving):
         'starvation': sergeant.config.Starvation(time_with_no_tasks=1),
         'logging': sergeant.config.Logging(level=10, events=EVERY_EVENT),
     }
-
-
-def sleep_in_python(seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def run(worker: Events) -> dict[str, Any]:

@@ -47,14 +47,7 @@ class Busy(Recorder):
         if task.kwargs['id'] != 'slow':
             return None
         say('ready')
-        deadline = time.monotonic() + SLOW_TASK_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                time.sleep(0.02)
-        except BaseException as error:
-            self.record(task, 'work saw', error)
-            raise
-        self.record(task, 'work finished')
+        self.sleep_recording_interruption(task, SLOW_TASK_SECONDS, 'work finished')
         return None
 
 

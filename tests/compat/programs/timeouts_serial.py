@@ -8,22 +8,14 @@ are recorded per task.
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
-from _observe import emit, summary_view, typed
+from _observe import emit, sleep_in_python, summary_view, typed
 from _recorder import Recorder, Task
 
 import sergeant.config
 
 SLOW_TASK_SECONDS = 6.0
-
-
-def sleep_in_python(seconds: float) -> None:
-    """Sleep in short steps, so that an exception sent to this thread lands quickly."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 class Serial(Recorder):

@@ -12,7 +12,6 @@ the first thread is done with its handlers.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, ClassVar
 
 from _observe import emit, summary_view, typed, wait_for
@@ -55,14 +54,7 @@ class Threaded(PerExecution):
         if action == 'retry-once' and task.run_count == 0:
             self.retry(task=task)
         if action == 'slow':
-            deadline = time.monotonic() + SLOW_TASK_SECONDS
-            try:
-                while time.monotonic() < deadline:
-                    time.sleep(0.02)
-            except BaseException as error:
-                self.record(task, 'work saw', error)
-                raise
-            self.record(task, 'work was not interrupted')
+            self.sleep_recording_interruption(task, SLOW_TASK_SECONDS, 'work was not interrupted')
         return threading.current_thread() is not threading.main_thread()
 
 
