@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='sergeant-demo-') as directory:
         os.environ['DEMO_BROKER_FILE'] = os.path.join(directory, 'broker.sqlite3')
         os.environ['DEMO_RESULTS_DIR'] = directory
+        # the producer here and the workers (which inherit the environment) sign every payload
+        os.environ.setdefault('SERGEANT_SIGNING_KEY', secrets.token_hex(16))
         producer = DemoWorker()
         producer.init_worker()
         producer.push_tasks([{'number': n, 'flaky': n % 20 == 0} for n in range(TASKS)])
