@@ -40,16 +40,14 @@ import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .interrupts import WorkerRespawn
 from .task_stream import Outcome
 
-if TYPE_CHECKING:
-    from .worker import Worker
-
 __all__ = [
     'JOIN_TIMEOUT',
+    'GuardedWorker',
     'ThreadGuard',
     'UnkillableThreads',
     'guard_threads_of',
@@ -57,6 +55,14 @@ __all__ = [
     'threads_left_running',
     'unkillable_threads',
 ]
+
+
+class GuardedWorker(Protocol):
+    """What the guard needs of a worker (it never imports the Worker class): where to log."""
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
 
 JOIN_TIMEOUT = 2.0  # seconds the threads a task left running get, all together, to end
 
@@ -178,13 +184,13 @@ class ThreadGuard:
             return self.started.pop(runner, [])
 
 
-_guards: weakref.WeakKeyDictionary[Worker, ThreadGuard] = weakref.WeakKeyDictionary()
+_guards: weakref.WeakKeyDictionary[GuardedWorker, ThreadGuard] = weakref.WeakKeyDictionary()
 _guards_lock = threading.Lock()
 _left_running: list[threading.Thread] = []  # every thread of this process that would not end
 _start_wrapped = False
 
 
-def guard_threads_of(worker: Worker, task_of_thread: threading.local) -> ThreadGuard:
+def guard_threads_of(worker: GuardedWorker, task_of_thread: threading.local) -> ThreadGuard:
     """A guard of ``worker``'s tasks, replacing the one of its previous loop; wraps Thread.start once."""
     guard = ThreadGuard(task_of_thread, worker.logger)
     global _start_wrapped
@@ -196,7 +202,7 @@ def guard_threads_of(worker: Worker, task_of_thread: threading.local) -> ThreadG
     return guard
 
 
-def unkillable_threads(worker: Worker) -> list[str]:
+def unkillable_threads(worker: GuardedWorker) -> list[str]:
     """Names of the threads the tasks of ``worker``'s last loop left running that would not end."""
     guard = _guards.get(worker)
     return [thread.name for thread in guard.unkillable] if guard is not None else []
