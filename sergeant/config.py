@@ -185,7 +185,8 @@ class Delivery:
     did. It is a cap: prefetched tasks are invisible to other workers until they
     run, so a worker holds ahead only the tasks it expects to finish within
     ``sergeant.task_stream.PREFETCH_HORIZON`` (0.1 s) at its recent pace, and
-    none before it has run a transaction: long tasks spread over workers evenly.
+    none before it has run a transaction, and gives waiting tasks back when the
+    running one turns out long: long tasks spread over workers evenly.
     A worker that stops hands its prefetched tasks back at once; one that dies
     leaves them to be redelivered when their leases expire (counted as a retry).
     At-most-once never prefetches: a worker that died would lose those tasks.

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .connector import Connector, PendingPop
 
@@ -49,6 +49,11 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self.done = self._acks.append
         """``done(receipt)``: the task finished; acknowledge it soon (called once per task)."""
+        self._on_tick: Callable[[], None] | None = None
+
+    def every_tick(self, callback: Callable[[], None]) -> None:
+        """Also call ``callback`` from the keeper's thread every :data:`ACK_DELAY` seconds."""
+        self._on_tick = callback
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f'sergeant-lease-{self._queue}', daemon=True)
@@ -111,6 +116,11 @@ class LeaseKeeper:
                 self._flush_acks()
                 head = None
             oldest_ack = head
+            if self._on_tick is not None:
+                try:
+                    self._on_tick()
+                except Exception as error:  # a redelivery at worst; never the end of the upkeep
+                    self._logger.warning('lease keeper tick failed: %s', error)
             if time.monotonic() >= next_extension:
                 self._extend()
                 next_extension = time.monotonic() + extend_every

@@ -27,6 +27,9 @@ _MAX_IDLE_SLEEP = 1.0
 # through its last transactions: long tasks are not held hostage behind a running one while
 # idle workers wait, and short ones still overlap the broker's round trip.
 PREFETCH_HORIZON = 0.1
+# Tasks still waiting after this long without any task handed out sit behind a task that turned out
+# long: they go back to the queue, for idle workers to take.
+STALL_HAND_BACK = 2 * PREFETCH_HORIZON
 _PACE_WEIGHT = 0.5  # weight of the newest transaction in the running estimate of seconds per task
 
 
@@ -106,6 +109,12 @@ class TaskStream:
         self._delivered_at_batch_start = 0
         self._room = self._ahead = 0
         self._allow_prefetch(0)
+        self._handed_back = 0  # prefetched tasks the keeper's thread gave back (see _hand_back_stalled)
+        self._progress_seen = -1
+        self._stalled_since = 0.0
+        self._closing = False
+        if keeper is not None and self._prefetch_cap:
+            keeper.every_tick(self._hand_back_stalled)
 
     def _allow_prefetch(self, prefetch: int) -> None:
         per_transaction = self._config.tasks_per_transaction
@@ -132,7 +141,7 @@ class TaskStream:
         idle_since: float | None = None  # when a pop first came back empty (starvation counts from then)
         starvation_reported_at = 0.0
         while not self._should_stop():  # looked up each time: a threaded executor wraps it
-            if self._limit and self._accepted - len(prefetched) >= self._limit:
+            if self._limit and self.delivered >= self._limit:
                 return
             if self._pending is None:
                 self._send_if_room(len(prefetched))
@@ -151,9 +160,17 @@ class TaskStream:
             if self._pending is not None or not self._ahead:
                 # nothing to send before these are used up (limits were applied when asking)
                 while prefetched and not self._should_stop():
-                    yield take()
+                    try:
+                        leased = take()
+                    except IndexError:  # the keeper's thread handed them back meanwhile
+                        break
+                    yield leased
                 continue
-            yield take()
+            try:
+                leased = take()
+            except IndexError:
+                continue
+            yield leased
 
     def _send_if_room(self, buffered: int) -> None:
         """Send the next pop when ``buffered`` tasks leave room for it (see the class docstring)."""
@@ -242,7 +259,32 @@ class TaskStream:
     @property
     def delivered(self) -> int:
         """How many tasks the iteration handed out so far."""
-        return self._accepted - len(self._prefetched)
+        return self._accepted - self._handed_back - len(self._prefetched)
+
+    def _hand_back_stalled(self) -> None:
+        """In the keeper's thread: give back the tasks waiting behind a task that runs long.
+
+        Taking from the right end of the deque while the iteration takes from the
+        left is safe item by item (each operation is atomic); the iteration copes
+        with finding it empty.
+        """
+        delivered, now = self.delivered, time.monotonic()
+        if delivered != self._progress_seen or not self._prefetched:
+            self._progress_seen, self._stalled_since = delivered, now
+            return
+        if now - self._stalled_since < STALL_HAND_BACK or self._closing:
+            return
+        waiting: list[LeasedTask] = []
+        while True:
+            try:
+                waiting.append(self._prefetched.pop())
+            except IndexError:
+                break
+        self._handed_back += len(waiting)
+        receipts = [leased.receipt for leased in waiting]
+        if receipts and self._keeper is not None:
+            self._broker.connector.nack(self._queue, receipts)
+            self._keeper.forget(receipts)
 
     def _exhausted(self, leased: LeasedTask) -> bool:
         max_retries = self._config.max_retries
@@ -288,6 +330,7 @@ class TaskStream:
             self._hand_back()
 
     def _hand_back(self) -> None:
+        self._closing = True
         unstarted = [leased.receipt for leased in self._prefetched]
         if self._keeper is None:
             # at-most-once: popping deleted them, so they are pushed again

@@ -172,3 +172,52 @@ def test_long_tasks_are_not_held_ahead_while_another_worker_idles(connector: con
     ran = [[n for event, n in worker.calls if event == 'work'] for worker in workers]
     assert sorted(ran[0] + ran[1]) == [0, 1, 2, 3]
     assert [len(tasks) for tasks in ran] == [2, 2], 'each worker ran two: none held the others hostage'
+
+
+def test_tasks_waiting_behind_a_task_that_runs_long_go_to_an_idle_worker(connector: config.Connector) -> None:
+    long_task_started = threading.Event()
+
+    class Mixed(ConfiguredWorker):
+        settings = config.WorkerConfig(
+            name='mixed-tasks',
+            connector=connector,
+            logging=config.Logging(log_to_stdout=False),
+            starvation=None,
+        )  # default delivery: prefetching on, one task per transaction
+
+        def work(self, task: Task) -> Any:
+            self.calls.append(('work', task.kwargs['n']))
+            if task.kwargs['n'] == 'long':
+                long_task_started.set()
+                time.sleep(3)
+
+    busy, idle = Mixed(), Mixed()
+    for worker in (busy, idle):
+        worker.init_worker()
+    tasks: list[Any] = [*range(10), 'long', *range(10, 35)]
+    busy.push_tasks([{'n': n} for n in tasks])
+    loops = [threading.Thread(target=busy.work_loop)]
+    loops[0].start()
+    assert long_task_started.wait(30)
+    loops.append(threading.Thread(target=idle.work_loop))  # joins once the busy worker is in the long task
+    loops[1].start()
+    deadline = time.monotonic() + 30
+    while (
+        sum(worker.outcomes['success'] for worker in (busy, idle)) < len(tasks)
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    for worker in (busy, idle):
+        worker.received_stop_signal = True
+    for loop in loops:
+        loop.join(timeout=60)
+
+    ran = {
+        name: [n for event, n in worker.calls if event == 'work']
+        for name, worker in (('busy', busy), ('idle', idle))
+    }
+    assert sorted(map(str, ran['busy'] + ran['idle'])) == sorted(map(str, tasks)), 'each task ran once'
+    # without handing back, the busy worker keeps the 16 it holds (room for 17, the long one included)
+    # and the idle one gets only the 9 nobody held; the pop the busy one sent ahead stays its own
+    after_long = [n for n in ran['idle'] if isinstance(n, int) and n >= 10]
+    assert len(after_long) >= 13, f'the idle worker took the tasks waiting behind the long one: {ran}'
