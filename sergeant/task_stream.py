@@ -112,7 +112,6 @@ class TaskStream:
         self._handed_back = 0  # prefetched tasks the keeper's thread gave back (see _hand_back_stalled)
         self._progress_seen = -1
         self._stalled_since = 0.0
-        self._closing = False
         if keeper is not None and self._prefetch_cap:
             keeper.every_tick(self._hand_back_stalled)
 
@@ -123,8 +122,12 @@ class TaskStream:
         self._ahead = max(per_transaction, (self._room + 1) // 2) if prefetch else 0
 
     def _measure_pace(self) -> None:
-        """Judge the worker's pace by the transaction just used up, and size prefetching from it."""
-        ran = self.delivered - self._delivered_at_batch_start
+        """Judge the worker's pace by the transaction just used up, and size prefetching from it.
+
+        Called as the stream turns to the broker: every task received before was handed out.
+        """
+        delivered = self.delivered
+        ran, self._delivered_at_batch_start = delivered - self._delivered_at_batch_start, delivered
         if not self._prefetch_cap or ran <= 0:
             return
         latest = (time.monotonic() - self._batch_started) / ran
@@ -200,19 +203,16 @@ class TaskStream:
         meanwhile.
         """
         self._events.waiting()
-        if self._delivered_at_batch_start != self.delivered:
-            self._measure_pace()
+        self._measure_pace()
         request = self._pending
         deliveries = self._receive()
         if deliveries is None or not deliveries.payloads:
-            self._delivered_at_batch_start = self.delivered
             return False
         assert request is not None
         if self._ahead:
             self._send_if_room(len(deliveries.payloads))
         self._accept(deliveries, request.pending)
         self._batch_started = time.monotonic()
-        self._delivered_at_batch_start = self.delivered
         self._events.received()
         return True
 
@@ -272,16 +272,24 @@ class TaskStream:
         if delivered != self._progress_seen or not self._prefetched:
             self._progress_seen, self._stalled_since = delivered, now
             return
-        if now - self._stalled_since < STALL_HAND_BACK or self._closing:
+        if now - self._stalled_since < STALL_HAND_BACK:
             return
+        waiting = self._take_waiting()
+        self._handed_back += len(waiting)
+        self._nack(waiting)
+
+    def _take_waiting(self) -> list[LeasedTask]:
+        """Empty the prefetched tasks, one atomic pop at a time (another thread may take too)."""
         waiting: list[LeasedTask] = []
         while True:
             try:
                 waiting.append(self._prefetched.pop())
             except IndexError:
-                break
-        self._handed_back += len(waiting)
-        receipts = [leased.receipt for leased in waiting]
+                return waiting[::-1]
+
+    def _nack(self, unstarted: list[LeasedTask]) -> None:
+        """Give leased tasks that never started back to the head of the queue, uncounted."""
+        receipts = [leased.receipt for leased in unstarted]
         if receipts and self._keeper is not None:
             self._broker.connector.nack(self._queue, receipts)
             self._keeper.forget(receipts)
@@ -330,18 +338,13 @@ class TaskStream:
             self._hand_back()
 
     def _hand_back(self) -> None:
-        self._closing = True
-        unstarted = [leased.receipt for leased in self._prefetched]
+        unstarted = self._take_waiting()
         if self._keeper is None:
             # at-most-once: popping deleted them, so they are pushed again
-            self._broker.push_tasks(self._queue, [leased.task for leased in self._prefetched], 'HIGH')
-            self._prefetched.clear()
+            self._broker.push_tasks(self._queue, [leased.task for leased in unstarted], 'HIGH')
             return
-        self._prefetched.clear()
         try:
-            if unstarted:
-                self._broker.connector.nack(self._queue, unstarted)
-                self._keeper.forget(unstarted)
+            self._nack(unstarted)
         finally:
             self._keeper.close()
 

@@ -141,6 +141,32 @@ def test_leases_of_a_pop_in_flight_are_kept_during_a_long_task(
     assert worker.number_of_enqueued_tasks() == 0
 
 
+def run_until_all_succeeded(
+    workers: list[ConfiguredWorker], tasks: int, after_first: threading.Event | None = None
+) -> None:
+    """Run each worker's loop in a thread until ``tasks`` succeeded among them, then stop them.
+
+    With ``after_first``, the other workers start only once it is set by the first one.
+    """
+    loops = [threading.Thread(target=worker.work_loop) for worker in workers]
+    loops[0].start()
+    if after_first is not None:
+        assert after_first.wait(30)
+    for loop in loops[1:]:
+        loop.start()
+    deadline = time.monotonic() + 30
+    while sum(worker.outcomes['success'] for worker in workers) < tasks and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in workers:
+        worker.received_stop_signal = True
+    for loop in loops:
+        loop.join(timeout=60)
+
+
+def worked_on(worker: ConfiguredWorker) -> list[Any]:
+    return [n for event, n in worker.calls if event == 'work']
+
+
 def test_long_tasks_are_not_held_ahead_while_another_worker_idles(connector: config.Connector) -> None:
     class Slow(ConfiguredWorker):
         settings = config.WorkerConfig(
@@ -158,18 +184,10 @@ def test_long_tasks_are_not_held_ahead_while_another_worker_idles(connector: con
     for worker in workers:
         worker.init_worker()
     workers[0].push_tasks([{'n': n} for n in range(4)])
-    loops = [threading.Thread(target=worker.work_loop) for worker in workers]
-    for loop in loops:
-        loop.start()
-    deadline = time.monotonic() + 30
-    while sum(worker.outcomes['success'] for worker in workers) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for worker in workers:
-        worker.received_stop_signal = True
-    for loop in loops:
-        loop.join(timeout=60)
 
-    ran = [[n for event, n in worker.calls if event == 'work'] for worker in workers]
+    run_until_all_succeeded(workers, 4)
+
+    ran = [worked_on(worker) for worker in workers]
     assert sorted(ran[0] + ran[1]) == [0, 1, 2, 3]
     assert [len(tasks) for tasks in ran] == [2, 2], 'each worker ran two: none held the others hostage'
 
@@ -196,26 +214,10 @@ def test_tasks_waiting_behind_a_task_that_runs_long_go_to_an_idle_worker(connect
         worker.init_worker()
     tasks: list[Any] = [*range(10), 'long', *range(10, 35)]
     busy.push_tasks([{'n': n} for n in tasks])
-    loops = [threading.Thread(target=busy.work_loop)]
-    loops[0].start()
-    assert long_task_started.wait(30)
-    loops.append(threading.Thread(target=idle.work_loop))  # joins once the busy worker is in the long task
-    loops[1].start()
-    deadline = time.monotonic() + 30
-    while (
-        sum(worker.outcomes['success'] for worker in (busy, idle)) < len(tasks)
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
-    for worker in (busy, idle):
-        worker.received_stop_signal = True
-    for loop in loops:
-        loop.join(timeout=60)
 
-    ran = {
-        name: [n for event, n in worker.calls if event == 'work']
-        for name, worker in (('busy', busy), ('idle', idle))
-    }
+    run_until_all_succeeded([busy, idle], len(tasks), after_first=long_task_started)
+
+    ran = {'busy': worked_on(busy), 'idle': worked_on(idle)}
     assert sorted(map(str, ran['busy'] + ran['idle'])) == sorted(map(str, tasks)), 'each task ran once'
     # without handing back, the busy worker keeps the 16 it holds (room for 17, the long one included)
     # and the idle one gets only the 9 nobody held; the pop the busy one sent ahead stays its own
