@@ -20,6 +20,7 @@ from .base import (
     Message,
     PendingPop,
     Priority,
+    Released,
     check_priority,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     'Message',
     'PendingPop',
     'Priority',
+    'Released',
     'check_priority',
     'create_connector',
 ]

@@ -22,6 +22,13 @@ Delivery model
 * ``begin_pop`` (optional) sends a pop and returns a :class:`PendingPop` whose
   answer is read later, so a worker's next tasks travel while it runs the
   current ones. The default pops at once; the Redis connector overrides it.
+* Leases carry an owner: the connector's :attr:`Connector.lease_owner` (a worker
+  process sets it to ``<pod or host>/<pid>``) is recorded with every lease a pop
+  takes. :meth:`Connector.leases_by_owner` counts what each owner holds, and once
+  an owner is known dead, :meth:`Connector.release_owner` hands everything it held
+  back at once instead of waiting for the leases to run out: the deliveries that
+  had started count as deliveries, the others (prefetched, or in a pop whose answer
+  the owner never read) go back uncounted.
 """
 
 from __future__ import annotations
@@ -79,6 +86,18 @@ class Deliveries:
             [message.receipt for message in messages],
             [message.delivery_count for message in messages],
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Released:
+    """What :meth:`Connector.release_owner` handed back.
+
+    ``charged`` holds the payloads of the deliveries that had started (their next
+    delivery counts one more); ``uncharged`` is how many went back uncounted.
+    """
+
+    charged: list[bytes]
+    uncharged: int
 
 
 class PendingPop(abc.ABC):
@@ -188,6 +207,9 @@ class Lock(abc.ABC):
 class Connector(abc.ABC):
     """Queues, dead-letter queues, keys and locks on one backend."""
 
+    lease_owner: str | None = None
+    """Recorded with every lease this connector's pops take (see the module docstring)."""
+
     # -- queues -------------------------------------------------------------
 
     @abc.abstractmethod
@@ -254,6 +276,20 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
         """Push the lease of held items to ``now + lease_seconds``; return how many were held."""
+
+    @abc.abstractmethod
+    def leases_by_owner(self, queue: str) -> dict[str, int]:
+        """Items currently leased, per lease owner (leases taken without an owner are left out)."""
+
+    @abc.abstractmethod
+    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+        """Hand every item ``owner`` still holds back to the head of the queue at once.
+
+        For a consumer known to be gone (its process died). The items whose receipt is
+        in ``started`` had started running: their next delivery counts one more, as
+        after an expired lease. The others go back uncounted, as with ``nack``. Items
+        whose lease already expired are left to the next pop.
+        """
 
     @abc.abstractmethod
     def length(self, queue: str, include_delayed: bool = False) -> int:

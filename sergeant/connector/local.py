@@ -8,6 +8,7 @@ process after a fork) gets its own SQLite connection, as SQLite requires.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ConfigError, ConnectorError
-from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS items (
     ready_at REAL NOT NULL,
     leased_until REAL,
     lease_token BLOB,
-    redeliveries INTEGER NOT NULL DEFAULT 0
+    redeliveries INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS items_by_order ON items (queue, priority DESC, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -58,7 +60,9 @@ class LocalConnector(Connector):
         self.file_path = file_path
         self._local = threading.local()
         try:
-            self._db().executescript(_SCHEMA)
+            db = self._db()
+            db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         except sqlite3.Error as error:
             raise ConnectorError(f'cannot create the schema in {file_path!r}: {error}') from error
 
@@ -152,10 +156,11 @@ class LocalConnector(Connector):
                 db.executemany('DELETE FROM items WHERE id = ?', ids)
                 return [Message(row[1], _RECEIPT.pack(row[0], b''), row[3] + row[2] + 1) for row in rows]
             token = secrets.token_bytes(16)
+            owner = self.lease_owner
             db.executemany(
-                'UPDATE items SET leased_until = ?, lease_token = ?, '
+                'UPDATE items SET leased_until = ?, lease_token = ?, lease_owner = ?, '
                 'redeliveries = redeliveries + (leased_until IS NOT NULL) WHERE id = ?',
-                [(now + lease_seconds, token, row[0]) for row in rows],
+                [(now + lease_seconds, token, owner, row[0]) for row in rows],
             )
         return [Message(row[1], _RECEIPT.pack(row[0], token), row[3] + row[2] + 1) for row in rows]
 
@@ -180,6 +185,36 @@ class LocalConnector(Connector):
             for row in rows:
                 changed += db.execute(sql, row).rowcount
         return changed
+
+    def leases_by_owner(self, queue: str) -> dict[str, int]:
+        rows = self._query(
+            'SELECT lease_owner, COUNT(*) FROM items WHERE queue = ? AND leased_until > ? '
+            'AND lease_owner IS NOT NULL GROUP BY lease_owner',
+            (queue, time.time()),
+        )
+        return {str(owner): int(count) for owner, count in rows}
+
+    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+        started_pairs = set(_unpack(started))
+        with self._transaction() as db:
+            rows = db.execute(
+                'SELECT id, lease_token, CAST(payload AS BLOB) FROM items '
+                'WHERE queue = ? AND lease_owner = ? AND leased_until > ?',
+                (queue, owner, time.time()),
+            ).fetchall()
+            charged = [row for row in rows if (row[0], row[1]) in started_pairs]
+            uncharged = [(row[0],) for row in rows if (row[0], row[1]) not in started_pairs]
+            # a past lease (0) counts as a delivery at the next pop; none (NULL) does not
+            db.executemany(
+                'UPDATE items SET leased_until = 0, lease_token = NULL, lease_owner = NULL WHERE id = ?',
+                [(row[0],) for row in charged],
+            )
+            db.executemany(
+                'UPDATE items SET leased_until = NULL, lease_token = NULL, lease_owner = NULL, ready_at = 0 '
+                'WHERE id = ?',
+                uncharged,
+            )
+        return Released([row[2] for row in charged], len(uncharged))
 
     def length(self, queue: str, include_delayed: bool = False) -> int:
         not_leased = 'queue = ? AND (leased_until IS NULL OR leased_until <= ?)'
@@ -310,6 +345,14 @@ class LocalLock(Lock):
             'SELECT expires_at FROM locks WHERE name = ? AND expires_at > ?', (self.name, now)
         )
         return math.ceil(rows[0][0] - now) if rows else None
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a broker file written by an earlier version up to the current schema."""
+    columns = {row[1] for row in db.execute('PRAGMA table_info(items)')}
+    if 'lease_owner' not in columns:
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+            db.execute('ALTER TABLE items ADD COLUMN lease_owner TEXT')
 
 
 def _unpack(receipts: Sequence[bytes]) -> list[tuple[int, bytes]]:

@@ -22,6 +22,7 @@ import secrets
 import struct
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,7 +31,7 @@ import pymongo.errors
 from bson import ObjectId
 
 from ..errors import ConnectorError
-from .base import Connector, DeadLetter, Lock, Message, Priority, check_priority
+from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
 from .mongo_params import MongoSettings, create_client, database_name, parse_params
 from .mongo_store import DEAD_ORDER, MongoStore
 
@@ -124,7 +125,7 @@ class MongoConnector(Connector):
         store = self._store(index)
         token = secrets.token_bytes(16)
         lease = _AT_MOST_ONCE_LEASE if lease_seconds is None else lease_seconds
-        claimed = store.claim(queue, count, token, lease)
+        claimed = store.claim(queue, count, token, lease, self.lease_owner)
         if lease_seconds is None and claimed:
             # At-most-once: the items are ours alone now; deleting them ends the delivery.
             store.items.delete_many({'_id': {'$in': [doc['_id'] for doc in claimed]}, 'lease': token})
@@ -153,6 +154,49 @@ class MongoConnector(Connector):
             leased = {'_id': {'$in': ids}, 'queue': queue, 'lease': token}
             updated += self._store(index).items.update_many(leased, update).matched_count
         return updated
+
+    @_driver_errors
+    def leases_by_owner(self, queue: str) -> dict[str, int]:
+        query = {'queue': queue, 'lease': {'$ne': None}, 'visible_at': {'$gt': time.time()}}
+        counts = Counter[str]()
+        for index in range(len(self._stores)):
+            for document in self._store(index).items.find(query, {'owner': 1, '_id': 0}):
+                owner = document.get('owner')
+                if isinstance(owner, str):
+                    counts[owner] += 1
+        return dict(counts)
+
+    @_driver_errors
+    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+        started_keys = {
+            (index, item_id) for index, _, ids in _group(started, len(self._stores)) for item_id in ids
+        }
+        charged: list[bytes] = []
+        uncharged = 0
+        for index in range(len(self._stores)):
+            items = self._store(index).items
+            held = {
+                'queue': queue,
+                'owner': owner,
+                'lease': {'$ne': None},
+                'visible_at': {'$gt': time.time()},
+            }
+            for document in items.find(held, {'lease': 1, 'payload': 1}):
+                mine = {'_id': document['_id'], 'lease': document['lease'], 'owner': owner}
+                if (index, document['_id']) in started_keys:
+                    # no nack counted: the next claim makes its delivery count one more
+                    update: dict[str, Any] = {
+                        '$set': {'lease': None, 'visible_at': 0.0, 'order': 0.0, 'owner': None}
+                    }
+                    if items.update_one(mine, update).matched_count:
+                        charged.append(_payload_of(document))
+                else:
+                    update = {
+                        '$set': {'lease': None, 'visible_at': 0.0, 'order': 0.0, 'owner': None},
+                        '$inc': {'nacks': 1},
+                    }
+                    uncharged += items.update_one(mine, update).matched_count
+        return Released(charged, uncharged)
 
     @_driver_errors
     def length(self, queue: str, include_delayed: bool = False) -> int:
@@ -343,10 +387,14 @@ class MongoLock(Lock):
 
 def _message(index: int, token: bytes, document: Mapping[str, Any]) -> Message:
     receipt = _RECEIPT.pack(index, document['_id'].binary, token)
+    return Message(_payload_of(document), receipt, document['claims'] - document['nacks'])
+
+
+def _payload_of(document: Mapping[str, Any]) -> bytes:
     payload = document.get('payload')
     if not isinstance(payload, bytes):  # written by another client: its BSON, for the dead letter
         payload = bson.encode({'payload': payload})
-    return Message(payload, receipt, document['claims'] - document['nacks'])
+    return payload
 
 
 def _group(receipts: Iterable[bytes], deployments: int) -> list[tuple[int, bytes, list[ObjectId]]]:

@@ -9,9 +9,10 @@ configured deployment. Document layout, per database:
     ``order`` position inside a priority: the time the item became ready, 0.0 after a nack;
     ``visible_at`` claimable once ``<= now``: 0.0 when ready, ``consumable_from`` while
     delayed, the lease deadline while leased (an expired lease is just a past time);
-    ``lease`` the claim token of the latest delivery, null when never claimed or nacked;
+    ``lease`` the claim token of the latest delivery, null when never claimed or handed back;
     ``claims`` how many times it was claimed; ``nacks`` how many of those were handed
-    back, so ``delivery_count = claims - nacks``.
+    back, so ``delivery_count = claims - nacks``; ``owner`` the consumer that holds the
+    latest claim (absent or null when none was given).
 ``dead_letters`` — ``queue``, ``payload``, ``reason``, ``failed_at``, ``at`` (insertion order).
 ``claims`` — the claim ledger: ``_id`` a transition key, ``at`` when it was recorded.
 ``keys`` — ``_id`` the key, ``value``. ``locks`` — ``_id`` the name, ``token``, ``expires_at``, ``version``.
@@ -126,7 +127,9 @@ class MongoStore:
         if documents:
             self.items.insert_many(documents, ordered=True)
 
-    def claim(self, queue: str, count: int, token: bytes, lease_seconds: float) -> list[Document]:
+    def claim(
+        self, queue: str, count: int, token: bytes, lease_seconds: float, owner: str | None = None
+    ) -> list[Document]:
         """Lease up to ``count`` claimable items to ``token``; return them in queue order.
 
         Each round reads candidate ids, wins what it can in the ledger, leases the
@@ -150,7 +153,7 @@ class MongoStore:
                 continue  # they are claimable items now, taken by the next round
             keys = [f'item:{candidate["_id"]}:{candidate["claims"]}' for candidate in candidates]
             won = [candidate for candidate, ok in zip(candidates, self.win(keys), strict=True) if ok]
-            claimed.extend(self._lease(won, token, now, lease_seconds))
+            claimed.extend(self._lease(won, token, now, lease_seconds, owner))
             if len(won) == len(candidates) or len(claimed) >= count:
                 break
         return claimed
@@ -168,7 +171,9 @@ class MongoStore:
                 condition[counter] = document.get(counter, {'$exists': False})
             self.items.update_one(condition, {'$set': {'claims': 0, 'nacks': 0, 'lease': None}})
 
-    def _lease(self, won: list[Document], token: bytes, now: float, lease_seconds: float) -> list[Document]:
+    def _lease(
+        self, won: list[Document], token: bytes, now: float, lease_seconds: float, owner: str | None
+    ) -> list[Document]:
         if not won:
             return []
         ids_by_claims: dict[int, list[ObjectId]] = {}
@@ -179,7 +184,7 @@ class MongoStore:
             # The filter repeats the candidate's state: enough on its own on MongoDB.
             self.items.update_many(
                 {'_id': {'$in': ids}, 'claims': claims, 'visible_at': {'$lte': now}},
-                {'$set': {'lease': token, 'visible_at': deadline}, '$inc': {'claims': 1}},
+                {'$set': {'lease': token, 'visible_at': deadline, 'owner': owner}, '$inc': {'claims': 1}},
             )
         ids = [document['_id'] for document in won]
         fields = {'payload': 1, 'claims': 1, 'nacks': 1, 'priority': 1, 'order': 1}

@@ -26,6 +26,7 @@ import struct
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -41,11 +42,13 @@ from .base import (
     Message,
     PendingPop,
     Priority,
+    Released,
     check_priority,
 )
 from .redis_node import (
     HEADER_SIZE,
     ID_SIZE,
+    PopArguments,
     PopChannel,
     QueueKeys,
     RedisNode,
@@ -124,27 +127,22 @@ def _connector_error(operation: str, error: redis.RedisError) -> ConnectorError:
 class _SentPop(PendingPop):
     """A pop in flight on a node's :class:`PopChannel`; the first ``result`` reads it."""
 
-    def __init__(
-        self,
-        channel: PopChannel,
-        keys: QueueKeys,
-        count: int,
-        lease_ms: int,
-        group_id: bytes,
-        acks: list[bytes],
-    ) -> None:
+    def __init__(self, channel: PopChannel, keys: QueueKeys, pop: PopArguments) -> None:
         self._channel = channel
-        self._arguments = (keys, count, lease_ms, group_id, acks)
+        self._keys = keys
+        self._pop = pop
         self._guard = threading.Lock()
         self._answer: CompletedPop | None = None
 
     def result(self) -> Deliveries:
         with self._guard:
             if self._answer is None:
-                keys, count, lease_ms, group_id, acks = self._arguments
+                pop = self._pop
                 try:
-                    items = self._channel.read(keys, count, lease_ms, group_id, acks)
-                    self._answer = CompletedPop(_deliveries(items, group_id if lease_ms >= 0 else None))
+                    items = self._channel.read(self._keys, pop)
+                    self._answer = CompletedPop(
+                        _deliveries(items, pop.group_id if pop.lease_ms >= 0 else None)
+                    )
                 except redis.RedisError as error:
                     self._answer = CompletedPop(error=_connector_error('pop', error))
         return self._answer.result()
@@ -235,7 +233,8 @@ class RedisConnector(Connector):
             node_acks = acks.get(index, ())
             if wanted or node_acks:
                 group_id = new_group_id()
-                items = self._nodes[index].pop(keys, wanted, lease_ms, group_id, node_acks)
+                pop = PopArguments(wanted, lease_ms, group_id, self.lease_owner or '', node_acks)
+                items = self._nodes[index].pop(keys, pop)
                 leased_as = group_id if lease_ms >= 0 else None
                 messages += _messages(self._prefixes[index], items, leased_as)
         return messages
@@ -258,14 +257,14 @@ class RedisConnector(Connector):
         keys = queue_keys(queue)
         lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
         acks = self._by_node(ack).get(0, []) if ack else []
-        group_id = new_group_id()
+        pop = PopArguments(count, lease_ms, new_group_id(), self.lease_owner or '', acks)
         try:
-            sent = channel.try_send(keys, count, lease_ms, group_id, acks)
+            sent = channel.try_send(keys, pop)
         except redis.RedisError as error:
             return CompletedPop(error=_connector_error('pop', error))
         if not sent:
             return super().begin_pop(queue, count, lease_seconds, ack)
-        return _SentPop(channel, keys, count, lease_ms, group_id, acks)
+        return _SentPop(channel, keys, pop)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
@@ -284,6 +283,24 @@ class RedisConnector(Connector):
             self._nodes[index].extend_leases(keys, held, lease_ms)
             for index, held in self._by_node(receipts).items()
         )
+
+    @_driver_errors
+    def leases_by_owner(self, queue: str) -> dict[str, int]:
+        keys, counts = queue_keys(queue), Counter[str]()
+        for node in self._nodes:
+            counts.update(node.leases_by_owner(keys))
+        return dict(counts)
+
+    @_driver_errors
+    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+        keys, by_node = queue_keys(queue), self._by_node(started)
+        charged: list[bytes] = []
+        uncharged = 0
+        for index, node in enumerate(self._nodes):
+            items, back = node.release_owner(keys, owner, by_node.get(index, ()))
+            charged += _payloads_and_counts(items)[0]
+            uncharged += back
+        return Released(charged, uncharged)
 
     @_driver_errors
     def length(self, queue: str, include_delayed: bool = False) -> int:

@@ -12,6 +12,7 @@ Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
     sergeant:queue:Q:leased          ZSET  lease group ids, score = lease deadline (ms, server clock)
     sergeant:queue:Q:leased:G        LIST  the stored items lease group G leased, in pop order
     sergeant:queue:Q:leased:G:done   STRING  bitmap of the positions of G acknowledged or handed back
+    sergeant:queue:Q:leased:owners   HASH  lease group id -> the consumer that popped it (its owner)
     sergeant:queue:Q:dead            LIST  dead letters, oldest first
 
 A stored item is 16 random id bytes, a 4-byte big-endian delivery counter and the
@@ -118,9 +119,19 @@ def _lease_script_source(name: str) -> str:
     return _script_source('leases') + '\n' + _script_source(name)
 
 
-def _pop_args(count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]) -> tuple[Any, ...]:
+class PopArguments(NamedTuple):
+    """What one pop sends besides the queue's keys."""
+
+    wanted: int
+    lease_ms: int  # negative: at-most-once
+    group_id: bytes
+    owner: str  # '' for none
+    acks: Sequence[bytes]
+
+
+def _pop_args(pop: PopArguments) -> tuple[Any, ...]:
     """ARGV of pop.lua; the upkeep batch never falls below 100 items."""
-    return (count, lease_ms, max(count, 100), group_id, *acks)
+    return (pop.wanted, pop.lease_ms, max(pop.wanted, 100), pop.group_id, pop.owner, *pop.acks)
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -143,6 +154,8 @@ class RedisNode:
         self._nack = register(_lease_script_source('nack'))
         self._extend = register(_lease_script_source('extend'))
         self._counts = register(_lease_script_source('counts'))
+        self._owners = register(_lease_script_source('owners'))
+        self._release_owner = register(_lease_script_source('release_owner'))
         self._delete = register(_lease_script_source('delete_queue'))
         self._dead_letter = register(_lease_script_source('dead_letter'))
         self._requeue_dead = register(_script_source('requeue_dead'))
@@ -177,13 +190,9 @@ class RedisNode:
                 pipe.zadd(keys.delayed, dict.fromkeys(chunk, ready_ms))
             pipe.execute()
 
-    def pop(
-        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
-    ) -> list[bytes]:
-        """Popped stored items; when leased, they form the lease group ``group_id``."""
-        items: list[bytes] = self._pop(
-            (keys.ready, keys.delayed, keys.leased), _pop_args(count, lease_ms, group_id, acks)
-        )
+    def pop(self, keys: QueueKeys, pop: PopArguments) -> list[bytes]:
+        """Popped stored items; when leased, they form the lease group ``pop.group_id``."""
+        items: list[bytes] = self._pop((keys.ready, keys.delayed, keys.leased), _pop_args(pop))
         return items
 
     @property
@@ -198,6 +207,15 @@ class RedisNode:
 
     def extend_leases(self, keys: QueueKeys, receipts: Sequence[bytes], lease_ms: int) -> int:
         return int(self._extend((keys.leased,), (lease_ms, *receipts)))
+
+    def leases_by_owner(self, keys: QueueKeys) -> dict[str, int]:
+        flat = self._owners((keys.leased,))
+        return {bytes(flat[i]).decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def release_owner(self, keys: QueueKeys, owner: str, started: Sequence[bytes]) -> tuple[list[bytes], int]:
+        """The charged stored items and how many went back uncharged (see ``lua/release_owner.lua``)."""
+        answer = self._release_owner((keys.ready, keys.leased), (owner, *started))
+        return list(answer[1:]), int(answer[0])
 
     def length(self, keys: QueueKeys, include_delayed: bool) -> int:
         """Consumable items: ready, due delayed and expired leases (plus all delayed when asked)."""
@@ -266,24 +284,20 @@ class PopChannel:
         self._pid = 0
         self._busy = threading.Lock()
 
-    def try_send(
-        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
-    ) -> bool:
+    def try_send(self, keys: QueueKeys, pop: PopArguments) -> bool:
         """Send a pop; False (nothing sent) while another pop is in flight."""
         if not self._busy.acquire(blocking=False):
             return False
         try:
-            pop = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(count, lease_ms, group_id, acks))
-            self._take_connection().send_packed_command([hiredis.pack_command(pop)])
+            command = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(pop))
+            self._take_connection().send_packed_command([hiredis.pack_command(command)])
         except BaseException:
             self._drop()
             self._busy.release()
             raise
         return True
 
-    def read(
-        self, keys: QueueKeys, count: int, lease_ms: int, group_id: bytes, acks: Sequence[bytes]
-    ) -> list[bytes]:
+    def read(self, keys: QueueKeys, pop: PopArguments) -> list[bytes]:
         """The popped items of the pop in flight (sent with these arguments); frees the channel."""
         assert self._connection is not None
         try:
@@ -291,7 +305,7 @@ class PopChannel:
                 items: list[bytes] = self._connection.read_response()
             except redis.exceptions.NoScriptError:
                 # nothing ran: pop again through the client, which loads the script
-                return self._node.pop(keys, count, lease_ms, group_id, acks)
+                return self._node.pop(keys, pop)
         except BaseException:
             self._drop()
             raise

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sergeant.connector import Connector, DeadLetter
+from sergeant.connector import Connector, DeadLetter, Released
 
 LEASE = 0.6  # short leases keep expiry tests fast; sleeps below are LEASE + margin
 
@@ -466,3 +466,59 @@ def test_begin_pop_at_most_once_deletes(connector: Connector, name: str) -> None
     assert deliveries.payloads == [b'a']
     assert connector.in_flight(name) == 0
     assert connector.length(name) == 0
+
+
+# -- lease owners ---------------------------------------------------------------------
+
+
+def owned_by(connector_factory: Callable[[], Connector], owner: str) -> Connector:
+    connector = connector_factory()
+    connector.lease_owner = owner
+    return connector
+
+
+def test_leases_are_counted_per_owner(connector_factory: Callable[[], Connector], name: str) -> None:
+    # given two consumers with owners and one without
+    first, second = owned_by(connector_factory, 'pod-a/1'), owned_by(connector_factory, 'pod-b/7')
+    anonymous = connector_factory()
+    first.push(name, payloads(10))
+
+    # when each leases some items and the first settles one
+    held = first.pop(name, 3, lease_seconds=30)
+    second.pop(name, 2, lease_seconds=30)
+    second.begin_pop(name, 1, lease_seconds=30).result()
+    anonymous.pop(name, 1, lease_seconds=30)
+    first.ack(name, [held[0].receipt])
+
+    # then the counts name each owner's items still leased, the anonymous lease left out
+    assert first.leases_by_owner(name) == {'pod-a/1': 2, 'pod-b/7': 3}
+    assert first.in_flight(name) == 6
+
+
+def test_release_owner_hands_back_at_once_charging_only_started_deliveries(
+    connector_factory: Callable[[], Connector], name: str, global_order: bool
+) -> None:
+    # given a consumer that leased five items (two of them started) and died; another consumer holds one
+    dead, alive = owned_by(connector_factory, 'pod-a/1'), owned_by(connector_factory, 'pod-a/2')
+    dead.push(name, [b'a', b'b', b'c', b'd', b'e', b'f'])
+    batch = dead.pop(name, 3, lease_seconds=30)
+    [sent_ahead] = [*dead.begin_pop(name, 2, lease_seconds=30).result().receipts][:1]
+    [other] = alive.pop(name, 1, lease_seconds=30)
+    started = [batch[0].receipt, batch[1].receipt]
+
+    # when it is released, its first started item acknowledged already
+    dead.ack(name, [batch[0].receipt])
+    released = alive.release_owner(name, 'pod-a/1', started)
+
+    # then its four unsettled items are back at once, only the started one charged
+    assert released.charged == [batch[1].payload]
+    assert released.uncharged == 3
+    assert alive.leases_by_owner(name) == {'pod-a/2': 1}
+    again = alive.pop(name, 10, lease_seconds=30)
+    counts = {m.payload: m.delivery_count for m in again}
+    assert counts == {b'b': 2, b'c': 1, b'd': 1, b'e': 1}
+    if global_order:
+        assert [m.payload for m in again] == [b'b', b'c', b'd', b'e']
+    assert dead.ack(name, [sent_ahead]) == 0, 'the released receipts match nothing'
+    assert other.payload == b'f'
+    assert alive.release_owner(name, 'pod-a/1', started) == Released([], 0), 'nothing left'

@@ -10,4 +10,4 @@ local ready, delayed, leased = KEYS[1], KEYS[2], KEYS[3]
 for _, gid in ipairs(redis.call('ZRANGE', leased, 0, -1)) do
     redis.call('DEL', group_key(leased, gid), done_key(leased, gid))
 end
-return redis.call('DEL', ready, delayed, leased)
+return redis.call('DEL', ready, delayed, leased, owners_key(leased))

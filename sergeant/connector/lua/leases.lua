@@ -8,6 +8,9 @@
 -- all done is deleted. Leasing 1,000 items is one RPUSH and one ZADD member, and
 -- acknowledging all of them one DEL, instead of 1,000 sorted-set members each way.
 --
+-- The HASH '<leased>:owners' maps a group id to the owner of its lease (the
+-- consumer process that popped it), for groups popped with an owner.
+--
 -- A receipt is the group id (GID_SIZE bytes) then the item's 0-based position in
 -- its group as a 4-byte big-endian integer. Reclaiming an expired group deletes
 -- it, so its receipts match nothing afterwards: a receipt names one delivery.
@@ -50,20 +53,28 @@ local function done_key(leased, gid)
     return leased .. ':' .. gid .. ':done'
 end
 
+local function owners_key(leased)
+    return leased .. ':owners'
+end
+
 local function is_done(done, position)
     local byte = string.byte(done, math.floor(position / 8) + 1)
     return byte ~= nil and bit.band(byte, bit.rshift(128, position % 8)) ~= 0
 end
 
--- Leases items as one new group.
-local function lease_group(leased, gid, items, deadline)
+-- Leases items as one new group, owned by owner unless it is ''.
+local function lease_group(leased, gid, items, deadline, owner)
     call_chunked('RPUSH', group_key(leased, gid), items, 1)
     redis.call('ZADD', leased, deadline, gid)
+    if owner ~= '' then
+        redis.call('HSET', owners_key(leased), gid, owner)
+    end
 end
 
 local function delete_group(leased, gid)
     redis.call('DEL', group_key(leased, gid), done_key(leased, gid))
     redis.call('ZREM', leased, gid)
+    redis.call('HDEL', owners_key(leased), gid)
 end
 
 -- The receipts ARGV[first..], as {gid = {position, ...}} without duplicates, plus the gids in order.

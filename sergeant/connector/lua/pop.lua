@@ -18,7 +18,8 @@
 -- ARGV[3]   batch     the most delayed items to promote; a tenth of it (at least one)
 --                     is the most expired lease groups to reclaim
 -- ARGV[4]   gid       id of the lease group of this pop (see leases.lua)
--- ARGV[5..] receipts to acknowledge first
+-- ARGV[5]   owner     the consumer the lease belongs to ('' for none)
+-- ARGV[6..] receipts to acknowledge first
 --
 -- Returns the popped stored items, head first.
 
@@ -66,8 +67,8 @@ end
 local ready, delayed, leased = KEYS[1], KEYS[2], KEYS[3]
 local count, lease_ms, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
-if #ARGV >= 5 then
-    acknowledge(leased, 5)
+if #ARGV >= 6 then
+    acknowledge(leased, 6)
 end
 local now = now_ms()
 promote_delayed(ready, delayed, now, batch)
@@ -80,6 +81,6 @@ if not items then
     return {}
 end
 if lease_ms >= 0 then
-    lease_group(leased, ARGV[4], items, now + lease_ms)
+    lease_group(leased, ARGV[4], items, now + lease_ms, ARGV[5])
 end
 return items
