@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: run test bench lint tools install clean
+.PHONY: run test bench soak lint tools install clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+# the benchmarks also draw plots (matplotlib); remade whenever $(INSTALLED) is
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,bench]'
 	touch $@
 
 install: $(INSTALLED)
@@ -27,9 +33,13 @@ test: install tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: install
+bench: $(BENCH_INSTALLED)
 	bash scripts/ensure-redis.sh
 	$(BIN)/python benchmark/run.py
+
+soak: $(BENCH_INSTALLED)
+	bash scripts/ensure-redis.sh
+	$(BIN)/python benchmark/soak.py
 
 lint: install
 	$(BIN)/ruff check .
