@@ -43,10 +43,17 @@ def _decode_error(error: Exception) -> str:
 
 @dataclasses.dataclass(slots=True)
 class LeasedTask:
-    """A decoded task and the receipt of the delivery that brought it."""
+    """A decoded task and the receipt of the delivery that brought it.
+
+    ``alone``: run it with nothing else running (see :mod:`sergeant.isolation`);
+    ``isolation_note``: the name of the note to delete once it ended, for a task
+    delivered again.
+    """
 
     task: Task
     receipt: bytes
+    alone: bool = False
+    isolation_note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 from .broker import Broker, LeasedTask
 from .config import WorkerConfig
 from .connector import CompletedPop, DeadLetter, Deliveries, PendingPop
+from .isolation import Verdict, judge, note_name
 from .lease_keeper import LeaseKeeper
 from .objects import Task
+from .start_journal import StartJournal
 
 _MIN_IDLE_SLEEP = 0.02
 _MAX_IDLE_SLEEP = 1.0
@@ -91,8 +93,13 @@ class TaskStream:
         events: StreamEvents,
         keeper: LeaseKeeper | None,
         should_stop: Callable[[], bool] = lambda: False,
+        journal: StartJournal | None = None,
     ) -> None:
         self._broker = broker
+        self._journal = journal
+        self.before_alone: Callable[[], None] = _nothing_else_runs
+        """Called before a task marked ``alone`` is handed out; returns once nothing else runs
+        (a threaded executor sets it)."""
         self._config = config
         self._queue = config.name
         self._events = events
@@ -140,6 +147,7 @@ class TaskStream:
     def __iter__(self) -> Iterator[LeasedTask]:
         prefetched = self._prefetched
         take = prefetched.popleft
+        note = self._journal.note if self._journal is not None else None
         idle_sleep = _MIN_IDLE_SLEEP
         idle_since: float | None = None  # when a pop first came back empty (starvation counts from then)
         starvation_reported_at = 0.0
@@ -167,12 +175,20 @@ class TaskStream:
                         leased = take()
                     except IndexError:  # the keeper's thread handed them back meanwhile
                         break
+                    if leased.alone:
+                        self.before_alone()
+                    if note is not None:
+                        note(leased.receipt)
                     yield leased
                 continue
             try:
                 leased = take()
             except IndexError:
                 continue
+            if leased.alone:
+                self.before_alone()
+            if note is not None:
+                note(leased.receipt)
             yield leased
 
     def _send_if_room(self, buffered: int) -> None:
@@ -249,7 +265,7 @@ class TaskStream:
             self._events.dead_lettered(letter)
         fresh = popped.tasks
         if self._config.max_retries:
-            fresh = [leased for leased in fresh if not self._exhausted(leased)]
+            fresh = self._screen_redeliveries(fresh, deliveries)
         if keeper is not None:
             everything = len(fresh) == len(deliveries.receipts)
             keeper.hold(deliveries.receipts if everything else [leased.receipt for leased in fresh])
@@ -294,14 +310,37 @@ class TaskStream:
             self._broker.connector.nack(self._queue, receipts)
             self._keeper.forget(receipts)
 
-    def _exhausted(self, leased: LeasedTask) -> bool:
-        max_retries = self._config.max_retries
-        if max_retries == 0 or leased.task.run_count <= max_retries:
-            return False
-        reason = f'redelivered after its worker died or lost the lease; run_count {leased.task.run_count}'
-        self._broker.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
-        self._events.redeliveries_exhausted(leased.task)
-        return True
+    def _screen_redeliveries(self, fresh: list[LeasedTask], deliveries: Deliveries) -> list[LeasedTask]:
+        """Tasks to run; the ones whose deliveries used up ``max_retries`` go to the dead-letter queue.
+
+        Unless :mod:`sergeant.isolation` says to run one alone first. Tasks delivered
+        again carry the name of their isolation note, deleted once they end.
+        """
+        limit = self._config.max_retries
+        counts = deliveries.delivery_counts
+        if counts.count(1) == len(counts) and all([leased.task.run_count <= limit for leased in fresh]):
+            return fresh
+        payloads = dict(zip(deliveries.receipts, zip(deliveries.payloads, counts, strict=True), strict=True))
+        kept = []
+        for leased in fresh:
+            payload, delivery_count = payloads[leased.receipt]
+            if delivery_count > 1:
+                leased.isolation_note = note_name(self._queue, payload)
+            run_count = leased.task.run_count
+            if run_count <= limit:
+                kept.append(leased)
+                continue
+            if leased.isolation_note is None:
+                verdict = Verdict(False, f'its run_count {run_count} is above max_retries')
+            else:
+                verdict = judge(self._broker.connector, leased.isolation_note, run_count, limit)
+            if verdict.run_alone:
+                leased.alone = True
+                kept.append(leased)
+                continue
+            self._broker.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
+            self._events.redeliveries_exhausted(leased.task)
+        return kept
 
     def _check_starvation(self, idle_since: float, reported_at: float) -> float:
         starvation = self._config.starvation
@@ -318,6 +357,8 @@ class TaskStream:
 
         Safe to call from any thread while another iterates the stream.
         """
+        if leased.isolation_note is not None:
+            self._broker.connector.key_delete(leased.isolation_note)
         if outcome is not _MAX_RETRIES:
             if self._ack is not None:
                 self._ack(leased.receipt)
@@ -347,6 +388,10 @@ class TaskStream:
             self._nack(unstarted)
         finally:
             self._keeper.close()
+
+
+def _nothing_else_runs() -> None:
+    """``before_alone`` of a stream run one task at a time."""
 
 
 @dataclasses.dataclass(slots=True)

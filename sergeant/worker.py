@@ -39,10 +39,11 @@ from .interrupts import (
     WorkerStop,
     WorkerTimedout,
 )
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import LeaseKeeper, process_lease_owner
 from .logging.json_lines import JsonLinesFormatter
 from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
+from .start_journal import StartJournal
 from .summary import LoopEnd, loop_end, process_usage
 from .task_runner import TaskRunner, young_collections_at_most_every
 from .task_stream import Outcome, StreamEvents, TaskStream
@@ -86,6 +87,11 @@ class Worker:
     """Subclass and override :meth:`generate_config` and :meth:`work`."""
 
     _task_metrics: WorkerMetrics | None = None
+    start_journal: StartJournal | None = None
+    """Where the work loop notes each task it starts, for the worker after it should it die.
+
+    Set by the supervisor's worker processes (:mod:`sergeant.start_journal`); None otherwise.
+    """
 
     def __init__(self) -> None:
         self.config = self.generate_config()
@@ -370,9 +376,14 @@ class Worker:
     def _execute_tasks(self) -> None:
         lease = self.config.delivery.lease
         keeper = None
+        journal = None
         if lease is not None:
+            owner = self.broker.connector.lease_owner = process_lease_owner()
             keeper = LeaseKeeper(self.broker.connector, self.config.name, lease, self.logger)
             keeper.start()
+            journal = self.start_journal
+            if journal is not None:
+                journal.begin(owner, self.config.name)
         metrics = self._task_metrics
         guard = self._outcomes_guard if self.config.number_of_threads > 1 else None
         durations = metrics.durations if metrics is not None else None
@@ -381,7 +392,7 @@ class Worker:
         # asked before every task: a C-level partial is cheaper than a lambda
         should_stop = functools.partial(getattr, self, 'received_stop_signal')
         events = _WorkerStreamEvents(self, metrics, clock)
-        stream = TaskStream(self.broker, self.config, events, keeper, should_stop)
+        stream = TaskStream(self.broker, self.config, events, keeper, should_stop, journal)
         if metrics is not None:
             metrics.loop_started(lambda: stream.delivered)
         try:
@@ -393,6 +404,8 @@ class Worker:
             if metrics is not None:
                 metrics.loop_ended()
             stream.close()
+            if journal is not None:
+                journal.end()
 
     # -- hooks for subclasses -----------------------------------------------------------
 

@@ -20,8 +20,12 @@ Time limits, with ``timeouts.timeout > 0``:
 * hard: so the process killer (:mod:`sergeant.killer.process`) watches one slot
   per thread and kills the whole worker process once a task runs past
   ``timeout + grace_period``. The supervisor replaces the worker; the tasks the
-  other threads were running are delivered again once their leases expire, each
-  counted as a retry.
+  other threads were running are delivered again, each counted as a delivery
+  (see :mod:`sergeant.isolation` for how innocent ones are spared).
+
+A task the stream marks ``alone`` (:mod:`sergeant.isolation`) runs with no other
+task running: before handing it out, the stream waits until the tasks running
+finished, and no thread takes another task until it ended.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class ThreadedExecutor:
         with ExitStack() as stack:
             limits = self._limits(stack)
             stack.callback(_also_stop_when(stream, pool.stopping))
+            stack.callback(setattr, stream, 'before_alone', stream.before_alone)
+            stream.before_alone = pool.clear_the_floor
             threads = [
                 threading.Thread(target=pool.work, args=limit, name=f'sergeant-task-{number}', daemon=True)
                 for number, limit in enumerate(limits)
@@ -95,6 +101,9 @@ class _Pool:
         self._run = run
         self._stream_guard = threading.Lock()
         self._error_guard = threading.Lock()
+        self._turns = threading.Condition()  # who may run: any number of tasks, or one alone
+        self._running = 0  # tasks handed out and not over
+        self._alone = False
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
@@ -108,9 +117,16 @@ class _Pool:
 
     def _next(self) -> LeasedTask | None:
         with self._stream_guard:
+            with self._turns:
+                while self._alone:  # a task runs alone: nothing else starts meanwhile
+                    self._turns.wait()
             if self.stopping.is_set():
                 return None
-            return next(self._tasks, None)
+            leased = next(self._tasks, None)
+            if leased is not None:
+                with self._turns:
+                    self._running += 1
+            return leased
 
     def _run_one(
         self, leased: LeasedTask, limit: AbstractContextManager[object] | None, slot: Slot | None
@@ -126,7 +142,19 @@ class _Pool:
         finally:
             if slot is not None:
                 slot.end()
+            with self._turns:
+                self._running -= 1
+                if leased.alone:
+                    self._alone = False
+                self._turns.notify_all()
         self._stream.settle(leased, outcome)
+
+    def clear_the_floor(self) -> None:
+        """Called by the stream before it hands out a task to run alone: wait until none runs."""
+        with self._turns:
+            while self._running:
+                self._turns.wait()
+            self._alone = True
 
     def _fail(self, error: BaseException) -> None:
         with self._error_guard:

@@ -33,6 +33,8 @@ from typing import Any
 
 from ..metrics import MetricsFlusher, TaskSnapshot
 from ..metrics.pool import BrokerTarget
+from ..predecessor import release_predecessor
+from ..start_journal import StartJournal
 from ..summary import LoopEnd
 from ..thread_guard import threads_left_running
 from ..worker import Worker
@@ -170,7 +172,27 @@ def run_loop(worker: Worker, reporter: Reporter, report_metrics: bool) -> dict[s
         return worker.work_loop()
 
 
-def run(module_name: str, class_name: str, reporter: Reporter, report_metrics: bool = False) -> ChildExit:
+def take_over_journal(worker: Worker, path: str) -> None:
+    """Hand back what the slot's previous worker held if it died, then note this worker's tasks there."""
+    journal = StartJournal(path)
+    record = journal.predecessor()
+    if record is not None:
+        try:
+            release_predecessor(
+                worker.broker.connector, record, bool(worker.config.max_retries), worker.logger
+            )
+        except Exception as error:  # the leases still run out: late, never lost
+            worker.logger.warning('could not hand back what worker %s held: %s', record.owner, error)
+    worker.start_journal = journal
+
+
+def run(
+    module_name: str,
+    class_name: str,
+    reporter: Reporter,
+    report_metrics: bool = False,
+    start_journal: str | None = None,
+) -> ChildExit:
     try:
         worker_class = load_worker_class(module_name, class_name)
     except WorkerLoadError as error:
@@ -179,6 +201,8 @@ def run(module_name: str, class_name: str, reporter: Reporter, report_metrics: b
     try:
         worker = worker_class()
         worker.init_worker()
+        if start_journal is not None:
+            take_over_journal(worker, start_journal)
     except Exception as error:
         reporter.send(
             Event.START_FAILED,
@@ -216,6 +240,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--report-fd', type=int, required=True, help='pipe to send messages to')
     parser.add_argument('--lifeline-fd', type=int, help='pipe that reads EOF once the supervisor is gone')
     parser.add_argument('--report-metrics', action='store_true', help='send task metrics every second')
+    parser.add_argument('--start-journal', help="the slot's journal file (sergeant.start_journal)")
     return parser.parse_args(argv)
 
 
@@ -228,7 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.lifeline_fd is not None:
         watch_lifeline(arguments.lifeline_fd)
     reporter = Reporter(arguments.report_fd)
-    code = int(run(arguments.worker_module, arguments.worker_class, reporter, arguments.report_metrics))
+    code = int(
+        run(
+            arguments.worker_module,
+            arguments.worker_class,
+            reporter,
+            arguments.report_metrics,
+            arguments.start_journal,
+        )
+    )
     exit_despite_lingering_threads(code, UNKILLABLE_EXIT_GRACE if threads_left_running() else EXIT_GRACE)
     return code
 

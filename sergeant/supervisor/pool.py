@@ -13,6 +13,8 @@ import dataclasses
 import logging
 import os
 import selectors
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -60,6 +62,8 @@ class WorkerPool:
         self._processes: dict[int, WorkerProcess] = {}  # pid -> live (not yet reaped) worker
         # every worker holds the read end; it reads EOF when the supervisor dies, whatever the cause
         self._lifeline_read, self._lifeline_write = os.pipe()
+        # one start journal per slot: a worker's replacement hands back what it held
+        self._journals = tempfile.mkdtemp(prefix='sergeant-journals-')
         self._measure: Callable[[Iterable[int]], dict[int, TreeMemory]] | None = None
         if options.max_worker_memory_usage is not None:
             from .memory import measure_trees  # loaded only when a limit is set
@@ -92,6 +96,7 @@ class WorkerPool:
                 self._lifeline_read,
                 report_metrics=self._options.metrics_port != 0,
                 environment=self._worker_environment,
+                start_journal=os.path.join(self._journals, f'slot-{slot.index}'),
             )
         except OSError as error:  # out of pids, file descriptors or memory: try again later
             delay = slot.backoff.record(failed=True, early=True)
@@ -215,3 +220,4 @@ class WorkerPool:
             self._close_reports(process)
         os.close(self._lifeline_read)
         os.close(self._lifeline_write)
+        shutil.rmtree(self._journals, ignore_errors=True)

@@ -86,8 +86,12 @@ class WorkerProcess:
         lifeline_fd: int,
         report_metrics: bool = False,
         environment: Mapping[str, str] | None = None,
+        start_journal: str | None = None,
     ) -> WorkerProcess:
-        """Start a worker; ``report_metrics`` makes it send task metrics, ``environment`` adds variables."""
+        """Start a worker; ``report_metrics`` makes it send task metrics, ``environment`` adds variables.
+
+        ``start_journal`` is the slot's journal file (:mod:`sergeant.start_journal`).
+        """
         report_read, report_write = os.pipe()
         command = [
             sys.executable,
@@ -104,6 +108,8 @@ class WorkerProcess:
         ]
         if report_metrics:
             command.append('--report-metrics')
+        if start_journal is not None:
+            command += ['--start-journal', start_journal]
         try:
             popen = subprocess.Popen(
                 command,

@@ -80,11 +80,15 @@ DIFFERENCES: tuple[Difference, ...] = (
             'crash_redelivery:redis_keys.value',
             'crash_redelivery:purge.value',
             'construction:fields.WorkerConfig.delivery',
+            'supervisor_class:done.items[3].*',
+            'supervisor_class:replaced_the_bloated_worker.value',
         ),
         reason=(
             'Delivery is at-least-once by default: a popped task is leased, not deleted, until its worker '
-            'acknowledges it. The task of a worker that died stays in Redis and is delivered again once the '
-            'lease expires (60 s by default), with run_count increased; 0.27 popped and lost it. '
+            'acknowledges it. The task of a worker that died is delivered again with run_count increased: '
+            'at once when the supervisor replaces the worker (the replacement hands back what the dead one '
+            'held), otherwise once the lease expires (60 s by default); 0.27 popped and lost it. So a task '
+            'that got its worker killed (memory limit, crash) runs again unless max_retries stops it. '
             'purge_tasks() also removes leased tasks (so it finds something to delete here). '
             'WorkerConfig has a `delivery` field for it.'
         ),
