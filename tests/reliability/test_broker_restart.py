@@ -1,0 +1,92 @@
+"""The broker SIGKILLed and restarted with its data while a supervisor's workers consume.
+
+Redis keeps an append-only file fsynced at every write, FerretDB its SQLite
+files: what the broker acknowledged survives the kill, the leases included.
+Workers ride out the outage (their fetches and acknowledgements fail and are
+retried) and go on once the broker is back. No task is lost; a task runs twice
+only if it was leased at the kill (its acknowledgement may have been lost, or its
+lease may have expired during the outage), so duplicates stay within the tasks in
+flight at the kill, counted while the workers were paused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.reliability.conftest import dead_letters, queue_is_empty, tally
+from tests.reliability.servers import durable_server, settings_of
+from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
+
+TASKS = {'redis': 1500, 'mongo': 300}
+TASK_SECONDS = {'redis': 0.01, 'mongo': 0.03}
+OUTAGE_SECONDS = 3.0  # longer than the leases: held leases expire while the broker is down
+
+
+@contextlib.contextmanager
+def paused(processes: list[psutil.Process]) -> Iterator[None]:
+    """SIGSTOP the processes for the duration of the block, then SIGCONT them."""
+    for process in processes:
+        process.suspend()
+    try:
+        yield
+    finally:
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
+
+
+def processed_count(run: SupervisorRun) -> int:
+    return len(set(run.processed_ids()))
+
+
+@pytest.mark.parametrize('kind', ['redis', 'mongo'])
+def test_broker_killed_and_restarted_loses_no_task(supervise: Supervise, tmp_path: Path, kind: str) -> None:
+    with durable_server(kind, tmp_path / kind) as server:
+        # given tasks consumed by two workers in batches of 10, with 2 s leases, from a durable broker
+        tasks = TASKS[kind]
+        settings = settings_of(kind, server)
+        broker = broker_for(settings)
+        push_ids(broker, range(tasks))
+        run = supervise(
+            'supervised_broker_outage',
+            'OutageWorker',
+            '--concurrent-workers',
+            '2',
+            settings=settings,
+            env={'TEST_TASKS_PER_TRANSACTION': '10', 'TEST_TASK_SECONDS': str(TASK_SECONDS[kind])},
+        )
+        wait_until(lambda: processed_count(run) >= tasks // 4, 120, 'a quarter of the tasks processed')
+
+        # when the broker is SIGKILLed mid-stream (the tasks in flight counted while the workers are
+        # paused), stays down for 3 s while the workers run on, and restarts on its data
+        with paused(run.workers()):
+            time.sleep(0.3)  # commands already sent are answered
+            in_flight_at_kill = broker.connector.in_flight(QUEUE)
+            done_at_kill = processed_count(run)
+            server.kill()
+        broker.connector.close()
+        time.sleep(OUTAGE_SECONDS)
+        server.start()
+        broker = broker_for(settings)
+
+        # then every task is processed, none lost, and only tasks in flight at the kill ran twice
+        wait_until(lambda: processed_count(run) == tasks, 180, 'every task processed', interval=0.5)
+        wait_until(lambda: queue_is_empty(broker), 60, 'no task left ready or in flight')
+        counts = tally(run.processed_ids(), range(tasks))
+        assert done_at_kill < tasks, 'the kill landed while tasks were left'
+        assert counts.lost == [] and counts.strangers == [], counts
+        assert counts.duplicates <= in_flight_at_kill, counts
+        assert dead_letters(broker) == []
+        # and the workers rode out the outage: they saw it, and none of them ended or was replaced
+        log = run.log()
+        assert 'could not' in log, 'the workers never noticed the outage'
+        assert log.count('started in slot') == 2 and 'ended after' not in log, log[-3000:]
+        run.send(signal.SIGTERM)
+        assert run.wait(60) == 0
