@@ -78,6 +78,11 @@ class LeaseKeeper:
         with self._guard:
             self._held.difference_update(receipts)
 
+    def held(self) -> list[bytes]:
+        """The receipts held now: leased to this worker and not acknowledged yet."""
+        with self._guard:
+            return list(self._held)
+
     def watch(self, pending: PendingPop) -> None:
         """Extend the leases of a pop in flight too, should it stay uncollected for long."""
         with self._guard:

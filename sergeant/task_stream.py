@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -107,6 +108,9 @@ class TaskStream:
         self._should_stop = should_stop
         self._prefetched: deque[LeasedTask] = deque()
         self._pending: _Request | None = None
+        self._pending_guard = threading.Lock()  # the keeper's thread may take the pop in flight too
+        self._suspended = False  # the iteration waits at a yield: its caller runs a task, none fetches
+        self._lost_pop = False  # a pop failed: the broker may have leased its items all the same
         self._ack = keeper.done if keeper is not None else None
         self._accepted = 0  # tasks ever put into _prefetched
         self._limit = config.max_tasks_per_run
@@ -179,7 +183,9 @@ class TaskStream:
                         self.before_alone()
                     if note is not None:
                         note(leased.receipt)
+                    self._suspended = True
                     yield leased
+                    self._suspended = False
                 continue
             try:
                 leased = take()
@@ -189,7 +195,9 @@ class TaskStream:
                 self.before_alone()
             if note is not None:
                 note(leased.receipt)
+            self._suspended = True
             yield leased
+            self._suspended = False
 
     def _send_if_room(self, buffered: int) -> None:
         """Send the next pop when ``buffered`` tasks leave room for it (see the class docstring)."""
@@ -222,6 +230,8 @@ class TaskStream:
         self._measure_pace()
         request = self._pending
         deliveries = self._receive()
+        if deliveries is not None and self._lost_pop:
+            self._recover_lost_pops(deliveries)
         if deliveries is None or not deliveries.payloads:
             return False
         assert request is not None
@@ -232,9 +242,14 @@ class TaskStream:
         self._events.received()
         return True
 
+    def _take_pending(self) -> _Request | None:
+        with self._pending_guard:
+            request, self._pending = self._pending, None
+        return request
+
     def _receive(self) -> Deliveries | None:
         """The answer of the pop in flight, its acks settled; None when there is none or it failed."""
-        request, self._pending = self._pending, None
+        request = self._take_pending()
         if request is None:
             return None
         keeper = self._keeper
@@ -244,11 +259,32 @@ class TaskStream:
             if keeper is not None:
                 keeper.unwatch(request.pending)
                 keeper.give_back_acks(request.acks)
+                self._lost_pop = True
             self._events.fetch_failed(error)
             return None
         if keeper is not None:
             keeper.acked(request.acks)
         return deliveries
+
+    def _recover_lost_pops(self, deliveries: Deliveries) -> None:
+        """Hand back what this worker holds without knowing it, once a pop worked again.
+
+        A pop that failed may have run at the broker all the same (the connection broke
+        before its answer came back): its items are leased to this worker, which never
+        saw them, and would wait for their lease to run out. Called with no pop in
+        flight, so the held receipts and ``deliveries`` are everything this worker knows.
+        """
+        keeper, connector = self._keeper, self._broker.connector
+        owner = connector.lease_owner
+        if keeper is None or owner is None:
+            self._lost_pop = False
+            return
+        try:
+            connector.release_owner(self._queue, owner, [], keep=keeper.held() + deliveries.receipts)
+        except Exception as error:  # tried again after the next pop
+            self._events.fetch_failed(error)
+            return
+        self._lost_pop = False
 
     def _accept(self, deliveries: Deliveries, pending: PendingPop) -> None:
         """Decode received deliveries into the prefetched tasks and hold their leases."""
@@ -280,19 +316,40 @@ class TaskStream:
     def _hand_back_stalled(self) -> None:
         """In the keeper's thread: give back the tasks waiting behind a task that runs long.
 
-        Taking from the right end of the deque while the iteration takes from the
-        left is safe item by item (each operation is atomic); the iteration copes
-        with finding it empty.
+        Those received and those of the pop in flight. Taking from the right end of
+        the deque while the iteration takes from the left is safe item by item (each
+        operation is atomic); the iteration copes with finding it empty, and with
+        finding no pop in flight.
         """
         delivered, now = self.delivered, time.monotonic()
-        if delivered != self._progress_seen or not self._prefetched:
+        holding = bool(self._prefetched) or self._pending is not None
+        if delivered != self._progress_seen or not holding or not self._suspended:
             self._progress_seen, self._stalled_since = delivered, now
             return
         if now - self._stalled_since < STALL_HAND_BACK:
             return
         waiting = self._take_waiting()
+        request = self._take_pending()
         self._handed_back += len(waiting)
         self._nack(waiting)
+        if request is not None:
+            self._give_back(request)
+
+    def _give_back(self, request: _Request) -> None:
+        """Hand back the tasks of a pop in flight, undecoded; the acknowledgements it carried count."""
+        keeper = self._keeper
+        assert keeper is not None
+        try:
+            deliveries = request.pending.result()
+        except Exception:  # the acknowledgements go with the next pop, which also recovers the items
+            keeper.unwatch(request.pending)
+            keeper.give_back_acks(request.acks)
+            self._lost_pop = True
+            return
+        keeper.unwatch(request.pending)
+        keeper.acked(request.acks)
+        if deliveries.receipts:
+            self._broker.connector.nack(self._queue, deliveries.receipts)
 
     def _take_waiting(self) -> list[LeasedTask]:
         """Empty the prefetched tasks, one atomic pop at a time (another thread may take too)."""

@@ -282,13 +282,17 @@ class Connector(abc.ABC):
         """Items currently leased, per lease owner (leases taken without an owner are left out)."""
 
     @abc.abstractmethod
-    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+    def release_owner(
+        self, queue: str, owner: str, started: Sequence[bytes], keep: Sequence[bytes] = ()
+    ) -> Released:
         """Hand every item ``owner`` still holds back to the head of the queue at once.
 
         For a consumer known to be gone (its process died). The items whose receipt is
         in ``started`` had started running: their next delivery counts one more, as
         after an expired lease. The others go back uncounted, as with ``nack``. Items
-        whose lease already expired are left to the next pop.
+        whose lease already expired are left to the next pop. Items whose receipt is in
+        ``keep`` stay leased: a living owner passes the receipts it knows, to get back
+        the items of a pop whose answer it lost (a connection that broke after the pop ran).
         """
 
     @abc.abstractmethod

@@ -194,14 +194,17 @@ class LocalConnector(Connector):
         )
         return {str(owner): int(count) for owner, count in rows}
 
-    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
-        started_pairs = set(_unpack(started))
+    def release_owner(
+        self, queue: str, owner: str, started: Sequence[bytes], keep: Sequence[bytes] = ()
+    ) -> Released:
+        started_pairs, kept_pairs = set(_unpack(started)), set(_unpack(keep))
         with self._transaction() as db:
             rows = db.execute(
                 'SELECT id, lease_token, CAST(payload AS BLOB) FROM items '
                 'WHERE queue = ? AND lease_owner = ? AND leased_until > ?',
                 (queue, owner, time.time()),
             ).fetchall()
+            rows = [row for row in rows if (row[0], row[1]) not in kept_pairs]
             charged = [row for row in rows if (row[0], row[1]) in started_pairs]
             uncharged = [(row[0],) for row in rows if (row[0], row[1]) not in started_pairs]
             # a past lease (0) counts as a delivery at the next pop; none (NULL) does not

@@ -167,9 +167,16 @@ class MongoConnector(Connector):
         return dict(counts)
 
     @_driver_errors
-    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
+    def release_owner(
+        self, queue: str, owner: str, started: Sequence[bytes], keep: Sequence[bytes] = ()
+    ) -> Released:
         started_keys = {
             (index, item_id) for index, _, ids in _group(started, len(self._stores)) for item_id in ids
+        }
+        kept_keys = {
+            (index, token, item_id)
+            for index, token, ids in _group(keep, len(self._stores))
+            for item_id in ids
         }
         charged: list[bytes] = []
         uncharged = 0
@@ -182,6 +189,8 @@ class MongoConnector(Connector):
                 'visible_at': {'$gt': time.time()},
             }
             for document in items.find(held, {'lease': 1, 'payload': 1}):
+                if (index, document['lease'], document['_id']) in kept_keys:
+                    continue
                 mine = {'_id': document['_id'], 'lease': document['lease'], 'owner': owner}
                 if (index, document['_id']) in started_keys:
                     # no nack counted: the next claim makes its delivery count one more

@@ -292,12 +292,15 @@ class RedisConnector(Connector):
         return dict(counts)
 
     @_driver_errors
-    def release_owner(self, queue: str, owner: str, started: Sequence[bytes]) -> Released:
-        keys, by_node = queue_keys(queue), self._by_node(started)
+    def release_owner(
+        self, queue: str, owner: str, started: Sequence[bytes], keep: Sequence[bytes] = ()
+    ) -> Released:
+        keys, started_by_node, keep_by_node = queue_keys(queue), self._by_node(started), self._by_node(keep)
         charged: list[bytes] = []
         uncharged = 0
         for index, node in enumerate(self._nodes):
-            items, back = node.release_owner(keys, owner, by_node.get(index, ()))
+            node_started, node_keep = started_by_node.get(index, ()), keep_by_node.get(index, ())
+            items, back = node.release_owner(keys, owner, node_started, node_keep)
             charged += _payloads_and_counts(items)[0]
             uncharged += back
         return Released(charged, uncharged)

@@ -212,9 +212,11 @@ class RedisNode:
         flat = self._owners((keys.leased,))
         return {bytes(flat[i]).decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
-    def release_owner(self, keys: QueueKeys, owner: str, started: Sequence[bytes]) -> tuple[list[bytes], int]:
+    def release_owner(
+        self, keys: QueueKeys, owner: str, started: Sequence[bytes], keep: Sequence[bytes]
+    ) -> tuple[list[bytes], int]:
         """The charged stored items and how many went back uncharged (see ``lua/release_owner.lua``)."""
-        answer = self._release_owner((keys.ready, keys.leased), (owner, *started))
+        answer = self._release_owner((keys.ready, keys.leased), (owner, len(started), *started, *keep))
         return list(answer[1:]), int(answer[0])
 
     def length(self, keys: QueueKeys, include_delayed: bool) -> int:

@@ -522,3 +522,23 @@ def test_release_owner_hands_back_at_once_charging_only_started_deliveries(
     assert dead.ack(name, [sent_ahead]) == 0, 'the released receipts match nothing'
     assert other.payload == b'f'
     assert alive.release_owner(name, 'pod-a/1', started) == Released([], 0), 'nothing left'
+
+
+def test_a_living_owner_gets_back_the_items_of_a_pop_whose_answer_it_lost(
+    connector_factory: Callable[[], Connector], name: str
+) -> None:
+    # given a consumer that knows one batch of its leases, and leased another batch whose answer it lost
+    consumer = owned_by(connector_factory, 'pod-a/1')
+    consumer.push(name, [b'a', b'b', b'c', b'd', b'e'])
+    known = consumer.pop(name, 2, lease_seconds=30)
+    consumer.pop(name, 2, lease_seconds=30)  # its answer "lost"
+
+    # when it releases what it holds, keeping what it knows
+    released = consumer.release_owner(name, 'pod-a/1', [], keep=[message.receipt for message in known])
+
+    # then only the lost batch goes back, uncounted; the known leases still hold
+    assert released == Released([], 2)
+    assert consumer.leases_by_owner(name) == {'pod-a/1': 2}
+    again = consumer.pop(name, 5, lease_seconds=30)
+    assert sorted((m.payload, m.delivery_count) for m in again) == [(b'c', 1), (b'd', 1), (b'e', 1)]
+    assert consumer.ack(name, [message.receipt for message in known]) == 2
