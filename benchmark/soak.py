@@ -63,8 +63,8 @@ def parse_arguments() -> argparse.Namespace:
     add(
         '--lease-seconds',
         type=float,
-        default=10.0,
-        help="lease of a popped task (default 10; Sergeant's is 60)",
+        default=60.0,
+        help="lease of a popped task (default 60, Sergeant's own default)",
     )
     add(
         '--max-tasks-per-run',

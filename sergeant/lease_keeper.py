@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from .connector import Connector, PendingPop
+from .logging.outages import OutageLog
 
 ACK_DELAY = 0.05  # the thread looks this often; an ack no pop took by the next look is sent alone
 POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
@@ -58,6 +59,8 @@ class LeaseKeeper:
         self.done = self._acks.append
         """``done(receipt)``: the task finished; acknowledge it soon (called once per task)."""
         self._on_tick: Callable[[], None] | None = None
+        self._extend_outage = OutageLog(logger, 'extend leases', logging.WARNING)
+        self._ack_outage = OutageLog(logger, 'acknowledge tasks (will retry)', logging.WARNING)
 
     def every_tick(self, callback: Callable[[], None]) -> None:
         """Also call ``callback`` from the keeper's thread every :data:`ACK_DELAY` seconds."""
@@ -151,7 +154,9 @@ class LeaseKeeper:
             if held:
                 self._connector.extend_leases(self._queue, held, self._lease_seconds)
         except Exception as error:
-            self._logger.warning('could not extend %d leases: %s', len(held), error)
+            self._extend_outage.failed(error)
+        else:
+            self._extend_outage.worked()
         self._flush_acks()
 
     def _flush_acks(self) -> None:
@@ -161,7 +166,8 @@ class LeaseKeeper:
         try:
             self._connector.ack(self._queue, acks)
         except Exception as error:
-            self._logger.warning('could not acknowledge %d tasks, will retry: %s', len(acks), error)
+            self._ack_outage.failed(error)
             self.give_back_acks(acks)
         else:
+            self._ack_outage.worked()
             self.acked(acks)

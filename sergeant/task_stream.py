@@ -63,6 +63,9 @@ class StreamEvents:
     def fetch_failed(self, error: Exception) -> None:
         """Popping from the broker raised."""
 
+    def fetched(self) -> None:
+        """A pop came back (with tasks or none)."""
+
     def waiting(self) -> None:
         """Every task received so far was handed out; the stream now waits for the broker."""
 
@@ -264,6 +267,7 @@ class TaskStream:
             return None
         if keeper is not None:
             keeper.acked(request.acks)
+        self._events.fetched()
         return deliveries
 
     def _recover_lost_pops(self, deliveries: Deliveries) -> None:

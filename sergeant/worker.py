@@ -41,6 +41,7 @@ from .interrupts import (
 )
 from .lease_keeper import LeaseKeeper, process_lease_owner
 from .logging.json_lines import JsonLinesFormatter
+from .logging.outages import OutageLog
 from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
 from .start_journal import StartJournal
@@ -461,6 +462,7 @@ class _WorkerStreamEvents(StreamEvents):
         self._worker = worker
         self._metrics = metrics
         self._clock = clock
+        self._fetch_outage = OutageLog(worker.logger, 'fetch tasks')
 
     def waiting(self) -> None:
         if self._clock is not None:
@@ -501,4 +503,7 @@ class _WorkerStreamEvents(StreamEvents):
     def fetch_failed(self, error: Exception) -> None:
         if self._metrics is not None:
             self._metrics.fetch_failed()
-        self._worker.logger.error('could not fetch tasks: %s', error)
+        self._fetch_outage.failed(error)
+
+    def fetched(self) -> None:
+        self._fetch_outage.worked()
