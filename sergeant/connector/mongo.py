@@ -33,7 +33,7 @@ from bson import ObjectId
 from ..errors import ConnectorError
 from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
 from .mongo_params import MongoSettings, create_client, database_name, parse_params
-from .mongo_store import DEAD_ORDER, MongoStore
+from .mongo_store import DEAD_ORDER, MAX_PAYLOAD_BYTES, MongoStore, read_in_parts
 
 __all__ = ['MongoConnector', 'MongoLock']
 
@@ -98,6 +98,12 @@ class MongoConnector(Connector):
         consumable_from: float | None = None,
     ) -> int:
         rank = _RANK[check_priority(priority)]
+        too_large = [len(payload) for payload in payloads if len(payload) > MAX_PAYLOAD_BYTES]
+        if too_large:
+            raise ConnectorError(
+                f'MongoDB push refused: a payload of {too_large[0]} bytes is larger than '
+                f'{MAX_PAYLOAD_BYTES} bytes, the most one MongoDB document can carry; nothing was pushed'
+            )
         visible_at = 0.0 if consumable_from is None else float(consumable_from)
         self._store(self._next_index()).insert_items(queue, payloads, rank, visible_at)
         return len(payloads)
@@ -188,7 +194,7 @@ class MongoConnector(Connector):
                 'lease': {'$ne': None},
                 'visible_at': {'$gt': time.time()},
             }
-            for document in items.find(held, {'lease': 1, 'payload': 1}):
+            for document in items.find(held, {'lease': 1}):
                 if (index, document['lease'], document['_id']) in kept_keys:
                     continue
                 mine = {'_id': document['_id'], 'lease': document['lease'], 'owner': owner}
@@ -197,8 +203,9 @@ class MongoConnector(Connector):
                     update: dict[str, Any] = {
                         '$set': {'lease': None, 'visible_at': 0.0, 'order': 0.0, 'owner': None}
                     }
-                    if items.update_one(mine, update).matched_count:
-                        charged.append(_payload_of(document))
+                    released = items.find_one_and_update(mine, update)  # FerretDB: no projection here
+                    if released is not None:
+                        charged.append(_payload_of(released))
                 else:
                     update = {
                         '$set': {'lease': None, 'visible_at': 0.0, 'order': 0.0, 'owner': None},
@@ -240,6 +247,7 @@ class MongoConnector(Connector):
                     'reason': d.reason,
                     'failed_at': d.failed_at,
                     'at': now,
+                    'size': len(d.payload),
                 }
                 for d in letters
             ]
@@ -253,7 +261,9 @@ class MongoConnector(Connector):
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
         if count <= 0:
             return []
-        found = self._store(self._home(queue)).dead.find({'queue': queue}, sort=DEAD_ORDER, limit=count)
+        dead = self._store(self._home(queue)).dead
+        heads = list(dead.find({'queue': queue}, {'size': 1}, sort=DEAD_ORDER, limit=count))
+        found = read_in_parts(dead, heads, {'payload': 1, 'reason': 1, 'failed_at': 1}, DEAD_ORDER)
         return [DeadLetter(bytes(doc['payload']), doc['reason'], doc['failed_at']) for doc in found]
 
     @_driver_errors
@@ -268,9 +278,10 @@ class MongoConnector(Connector):
         while count is None or moved < count:
             batch = _REQUEUE_BATCH if count is None else min(_REQUEUE_BATCH, count - moved)
             query = {'queue': queue, '_id': {'$nin': taken}}
-            found = list(store.dead.find(query, {'payload': 1}, sort=DEAD_ORDER, limit=batch))
-            if not found:
+            heads = list(store.dead.find(query, {'size': 1}, sort=DEAD_ORDER, limit=batch))
+            if not heads:
                 break
+            found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
             # The ledger makes concurrent requeues move each letter once.
             outcomes = store.win([f'dead:{doc["_id"]}' for doc in found])
             won = [doc for doc, ok in zip(found, outcomes, strict=True) if ok]

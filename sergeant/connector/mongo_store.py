@@ -12,7 +12,8 @@ configured deployment. Document layout, per database:
     ``lease`` the claim token of the latest delivery, null when never claimed or handed back;
     ``claims`` how many times it was claimed; ``nacks`` how many of those were handed
     back, so ``delivery_count = claims - nacks``; ``owner`` the consumer that holds the
-    latest claim (absent or null when none was given).
+    latest claim (absent or null when none was given); ``size`` the payload's length in
+    bytes (absent on documents other clients put in the queue).
 ``dead_letters`` — ``queue``, ``payload``, ``reason``, ``failed_at``, ``at`` (insertion order).
 ``claims`` — the claim ledger: ``_id`` a transition key, ``at`` when it was recorded.
 ``keys`` — ``_id`` the key, ``value``. ``locks`` — ``_id`` the name, ``token``, ``expires_at``, ``version``.
@@ -49,6 +50,12 @@ _DUPLICATE_KEY = 11000
 _CLAIM_ATTEMPTS = 5  # rounds of a pop that lost candidates to other consumers
 _LEDGER_HORIZON = 300.0  # seconds a ledger entry is kept; far above any claim's duration
 _PRUNE_EVERY = 60.0
+# A payload must fit in one document with the item's other fields: MongoDB refuses
+# documents above 16 MiB, and FerretDB stores them but then fails every read of them.
+MAX_PAYLOAD_BYTES = 16 * 2**20 - 2**14
+# Claimed items are read back in parts of at most this many payload bytes: a reply
+# of the wire protocol carries at most 48 MB, and FerretDB does not split its batches.
+_READ_BACK_BYTES = 16 * 2**20
 
 
 class MongoStore:
@@ -121,6 +128,7 @@ class MongoStore:
                 'lease': None,
                 'claims': 0,
                 'nacks': 0,
+                'size': len(payload),
             }
             for payload in payloads
         ]
@@ -142,7 +150,7 @@ class MongoStore:
             candidates = list(
                 self.items.find(
                     {'queue': queue, 'visible_at': {'$lte': now}},
-                    {'claims': 1, 'nacks': 1},
+                    {'claims': 1, 'nacks': 1, 'size': 1},
                     sort=ORDER,
                     limit=count - len(claimed),
                 )
@@ -186,9 +194,37 @@ class MongoStore:
                 {'_id': {'$in': ids}, 'claims': claims, 'visible_at': {'$lte': now}},
                 {'$set': {'lease': token, 'visible_at': deadline, 'owner': owner}, '$inc': {'claims': 1}},
             )
-        ids = [document['_id'] for document in won]
         fields = {'payload': 1, 'claims': 1, 'nacks': 1, 'priority': 1, 'order': 1}
-        return list(self.items.find({'_id': {'$in': ids}, 'lease': token}, fields, sort=ORDER))
+        return read_in_parts(self.items, won, fields, ORDER, {'lease': token})
+
+
+def read_in_parts(
+    collection: Collection[Document],
+    heads: Sequence[Document],
+    fields: Mapping[str, int],
+    sort: list[tuple[str, int]],
+    condition: Mapping[str, Any] | None = None,
+) -> list[Document]:
+    """Read the documents ``heads`` name (by ``_id``, with their ``size``), in parts that fit a reply.
+
+    Each part holds at most ``_READ_BACK_BYTES`` payload bytes; a document of unknown
+    size (put there by another client) is read on its own. ``heads`` must be in
+    ``sort`` order; documents that no longer match ``condition`` are left out.
+    """
+    parts: list[list[ObjectId]] = []
+    part_bytes = _READ_BACK_BYTES
+    for head in heads:
+        size = head.get('size')
+        size = size if type(size) is int else _READ_BACK_BYTES
+        if part_bytes + size > _READ_BACK_BYTES:
+            parts.append([])
+            part_bytes = 0
+        parts[-1].append(head['_id'])
+        part_bytes += size
+    documents: list[Document] = []
+    for ids in parts:
+        documents.extend(collection.find({**(condition or {}), '_id': {'$in': ids}}, fields, sort=sort))
+    return documents
 
 
 def _has_counters(document: Document) -> bool:

@@ -3,7 +3,7 @@
 A worker that signs and checks its payloads (msgpack, HMAC-SHA256) consumes good
 tasks in batches of 10, with poison items between them: correctly signed bytes
 that are no msgpack, a map instead of a task, tasks whose fields have the wrong
-types, a 20 MB payload (undecodable), a task signed with another key, an unsigned one, an
+types, a 12 MB payload (undecodable), a task signed with another key, an unsigned one, an
 empty one, and a 4-byte item written behind the connector's back (Redis RPUSH,
 SQLite INSERT, Mongo insert) that is shorter than any header. Each poison item
 ends in the dead-letter queue exactly once with a reason naming its problem;
@@ -20,7 +20,6 @@ import sqlite3
 from typing import Any
 
 import pymongo
-import pytest
 import redis
 
 from sergeant import Task, config
@@ -35,7 +34,8 @@ from tests.supervisor.conftest import QUEUE, Supervise, wait_until
 KEY = 'the-signing-key-of-the-fault-suite'
 GOOD = 300
 CHUNK = 30  # good tasks after each poison item
-HUGE = 20 * 2**20
+HUGE = 12 * 2**20  # below the 16 MiB a MongoDB document holds; five of them fill more than a reply
+TOO_HUGE = 20 * 2**20  # above it
 NOT_MSGPACK = b'\xc1'  # a byte msgpack never uses
 SIGNATURE = 'payload signature does not match the signing key'
 
@@ -145,31 +145,31 @@ def test_every_poison_item_is_dead_lettered_once_with_its_reason_and_every_good_
     connector.close()
 
 
-HUGE_TASKS = 3  # 60 MB together: more than one reply of the MongoDB wire protocol may carry (48 MB)
+HUGE_TASKS = 5  # 60 MB together: more than one reply of the MongoDB wire protocol may carry (48 MB)
 
 
 def test_huge_tasks_are_processed_or_refused_at_push(
-    supervise: Supervise, request: pytest.FixtureRequest, broker_settings: dict[str, Any]
+    supervise: Supervise, broker_settings: dict[str, Any]
 ) -> None:
-    if broker_settings['type'] == 'mongo':
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason='FerretDB: a pop whose batch holds payloads adding up to more than 48 MB fails every '
-                'time ("Message length ... is larger than server max message size"), so the queue is '
-                'wedged: no task of it is delivered again, huge or not',
-            )
-        )
-    # given three valid tasks of 20 MB each, then 20 small ones
+    # given three tasks of 20 MB each, five of 12 MB, then 20 small ones
     connector = create_connector(broker_settings['type'], broker_settings['params'])
     producer = Broker(connector, Encoder(config.Encoder(serializer='msgpack', signing_key=KEY)))
-    huge = [Task(kwargs={'id': GOOD + n, 'blob': bytes(HUGE)}) for n in range(HUGE_TASKS)]
+    too_huge = [Task(kwargs={'id': GOOD + n, 'blob': bytes(TOO_HUGE)}) for n in range(3)]
     try:
-        producer.push_tasks(QUEUE, huge)
-    except ConnectorError:
-        huge = []  # refused at push, where the producer learns of it: nothing of them was stored
+        producer.push_tasks(QUEUE, too_huge)
+    except ConnectorError as refusal:
+        # refused at push, where the producer learns of it, and nothing of them was stored: MongoDB
+        # documents hold 16 MiB at most
+        assert broker_settings['type'] == 'mongo', refusal
+        assert 'larger than' in str(refusal) and 'nothing was pushed' in str(refusal)
+        assert connector.length(QUEUE, include_delayed=True) == 0
+        too_huge = []
+    else:
+        assert broker_settings['type'] != 'mongo', 'a document above 16 MiB is stored on MongoDB'
+    huge = [Task(kwargs={'id': 2 * GOOD + n, 'blob': bytes(HUGE)}) for n in range(HUGE_TASKS)]
+    producer.push_tasks(QUEUE, huge)
     producer.push_tasks(QUEUE, [Task(kwargs={'id': i}) for i in range(20)])
-    expected = [*range(20), *(task.kwargs['id'] for task in huge)]
+    expected = [*range(20), *(task.kwargs['id'] for task in [*too_huge, *huge])]
 
     # when one worker consumes them in batches of 10
     run = supervise(
