@@ -1,16 +1,23 @@
 """A small threaded HTTP server for ``GET /metrics``, ``/healthz`` and ``/readyz``.
 
 Each request runs in a thread of its own, so a slow scrape never delays a probe.
-``/metrics`` answers in the Prometheus text format, or OpenMetrics when the
-scraper asks for it; the probes answer 200 or 503 with the reason as plain text.
+Clients cannot hold the server hostage: one that stays silent is dropped after
+``READ_TIMEOUT`` seconds, and beyond ``MAX_WAITING`` connections that have not sent
+their request yet the oldest of them is closed, so a probe always gets through and
+the supervisor keeps file descriptors for its workers. ``/metrics`` answers in the
+Prometheus text format, or OpenMetrics when the scraper asks for it; the probes
+answer 200 or 503 with the reason as plain text.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.server
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -22,8 +29,48 @@ from .health import Verdict
 logger = logging.getLogger('sergeant.supervisor')
 
 
+READ_TIMEOUT = 10.0  # seconds a client may stay silent; a kubelet or Prometheus sends at once
+MAX_WAITING = 64  # connections accepted and still waiting for their request
+_ACCEPT_PAUSE = 0.1  # seconds to wait when the process is out of file descriptors
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of probes and scrapes waits in the backlog, not in SYN retries
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._waiting: dict[socket.socket, None] = {}  # in the order they were accepted
+        self._waiting_guard = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                # The listening socket stays readable: without a pause serve_forever spins on it.
+                time.sleep(_ACCEPT_PAUSE)
+            raise
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        with self._waiting_guard:
+            self._waiting[request] = None
+            while len(self._waiting) > MAX_WAITING:
+                oldest = next(iter(self._waiting))
+                del self._waiting[oldest]
+                # Its handler thread wakes up to an empty read and closes it.
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)
+        super().process_request(request, client_address)
+
+    def request_arrived(self, request: socket.socket) -> None:
+        """The client of ``request`` sent its request: it is being served, no longer waiting."""
+        with self._waiting_guard:
+            self._waiting.pop(request, None)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        self.request_arrived(request)
+        super().shutdown_request(request)
 
 
 class _Server6(_Server):
@@ -65,6 +112,14 @@ class ObservabilityServer:
         registry, probes = self._registry, self._probes
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = READ_TIMEOUT
+            server: _Server
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()  # reads the headers too
+                self.server.request_arrived(self.connection)
+                return parsed
+
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 try:

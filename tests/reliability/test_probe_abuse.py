@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import psutil
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers.ports import free_port
@@ -58,9 +57,8 @@ def healthz(port: int, timeout: float = PROMPT) -> int:
 
 
 def connect(port: int) -> socket.socket:
-    # the server listens with a backlog of 5: a burst of connections overflows it and the kernel
-    # then answers after a SYN retransmit (1 s, 3 s ...), so they come a little apart, with a
-    # generous timeout
+    # a little apart, with a generous timeout: a burst beyond the listen backlog would wait for
+    # SYN retransmits (1 s, 3 s ...)
     time.sleep(0.005)
     return socket.create_connection(('127.0.0.1', port), timeout=30)
 
@@ -143,14 +141,6 @@ FILE_LIMIT = 256  # as in a container with a small nofile limit (podman's defaul
 STARVED_FOR = 30.0  # generous: a server dropping silent clients after a timeout has done so by then
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the probe server never drops a client that stays connected and silent (no read timeout, '
-    'no connection cap): each holds a thread and a file descriptor for ever, so enough of them (half-open '
-    "connections, a slowloris) exhaust the supervisor's open files: /healthz stops answering, accept() "
-    'fails with EMFILE in a busy loop (100% CPU), and dead workers cannot be replaced ("could not start '
-    'a worker in slot N: [Errno 24] Too many open files") until the clients go away',
-)
 def test_silent_clients_cannot_starve_the_supervisor_of_open_files(
     supervise: Supervise, local_settings: dict[str, Any]
 ) -> None:
