@@ -60,7 +60,7 @@ class LeaseKeeper:
         """``done(receipt)``: the task finished; acknowledge it soon (called once per task)."""
         self._on_tick: Callable[[], None] | None = None
         self._extend_outage = OutageLog(logger, 'extend leases', logging.WARNING)
-        self._ack_outage = OutageLog(logger, 'acknowledge tasks (will retry)', logging.WARNING)
+        self._ack_outage = OutageLog(logger, 'acknowledge tasks', logging.WARNING, then='will retry')
 
     def every_tick(self, callback: Callable[[], None]) -> None:
         """Also call ``callback`` from the keeper's thread every :data:`ACK_DELAY` seconds."""

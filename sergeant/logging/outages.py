@@ -17,11 +17,15 @@ REMINDER_EVERY = 30.0
 
 
 class OutageLog:
-    """Failures of one repeated operation (``what``, e.g. 'fetch tasks'), logged as outages."""
+    """Failures of one repeated operation (``what``, e.g. 'fetch tasks'), logged as outages.
 
-    def __init__(self, logger: logging.Logger, what: str, level: int = logging.ERROR) -> None:
+    ``then``, when given, ends each failure line (e.g. 'will retry').
+    """
+
+    def __init__(self, logger: logging.Logger, what: str, level: int = logging.ERROR, then: str = '') -> None:
         self._logger = logger
         self._what = what
+        self._then = f'; {then}' if then else ''
         self._level = level
         self._guard = threading.Lock()
         self._since: float | None = None  # when the failures began
@@ -40,13 +44,14 @@ class OutageLog:
         if unlogged:
             self._logger.log(
                 self._level,
-                'could not %s: %s (%d more failures since the last line)',
+                'could not %s: %s (%d more failures since the last line)%s',
                 self._what,
                 error,
                 unlogged,
+                self._then,
             )
         else:
-            self._logger.log(self._level, 'could not %s: %s', self._what, error)
+            self._logger.log(self._level, 'could not %s: %s%s', self._what, error, self._then)
 
     def worked(self) -> None:
         """The operation worked: end the outage, if there was one."""

@@ -45,3 +45,13 @@ def test_a_long_outage_gets_reminders(
         'could not acknowledge tasks: refused (3 more failures since the last line)',
         'could not acknowledge tasks: refused (3 more failures since the last line)',
     ]
+
+
+def test_what_happens_next_ends_each_failure_line_only(caplog: pytest.LogCaptureFixture) -> None:
+    log = OutageLog(logging.getLogger('outage-test'), 'acknowledge tasks', logging.WARNING, then='will retry')
+    with caplog.at_level(logging.INFO, logger='outage-test'):
+        log.failed(ConnectionError('refused'))
+        log.worked()
+    failure, all_clear = (record.getMessage() for record in caplog.records)
+    assert failure == 'could not acknowledge tasks: refused; will retry'
+    assert all_clear.startswith('could acknowledge tasks again after ') and 'retry' not in all_clear
