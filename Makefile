@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: run test bench soak lint tools install clean
+.PHONY: run test reliability-figures bench soak lint tools install clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: install tools
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# the fault suite (about 7 minutes), then the figures each test recorded as a Markdown table:
+# pytest's report goes to stderr, the table to stdout (make -s reliability-figures > figures.md);
+# exits with pytest's status, after the table
+reliability-figures: install tools
+	bash scripts/ensure-redis.sh
+	@junit=$$(mktemp -t reliability-XXXXXX) || exit; trap 'rm -f "$$junit"' EXIT; \
+	$(BIN)/pytest tests/reliability --junitxml="$$junit" -o junit_family=xunit1 >&2; status=$$?; \
+	$(BIN)/python -m tests.reliability.figures "$$junit"; exit $$status
 
 bench: $(BENCH_INSTALLED)
 	bash scripts/ensure-redis.sh

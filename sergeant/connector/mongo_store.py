@@ -24,7 +24,11 @@ can both "atomically" claim it (measured: ~20% duplicates with four threads).
 Inserting an ``_id`` that exists fails atomically on every server, so each
 contended transition is first recorded in the ledger under a key naming the state
 it starts from (``item:<id>:<claims>``, ``lock:<name>:<version>``, ``dead:<id>``);
-only the caller whose insert succeeded goes on to write. No multi-document
+only the caller whose insert succeeded goes on to write. A caller that dies between
+the two steps leaves an entry whose transition never happened; once it is older
+than ``_ABANDONED_AFTER`` while the state it names still holds, the next contender
+records the transition again under a successor key (the same key with ``+``
+appended), which again only one caller can insert. No multi-document
 transactions, TTL indexes or change streams are needed: expiry is a timestamp
 compared in queries, and old ledger entries are pruned by age.
 """
@@ -49,6 +53,10 @@ DEAD_ORDER: list[tuple[str, int]] = [('at', pymongo.ASCENDING), ('_id', pymongo.
 _DUPLICATE_KEY = 11000
 _CLAIM_ATTEMPTS = 5  # rounds of a pop that lost candidates to other consumers
 _LEDGER_HORIZON = 300.0  # seconds a ledger entry is kept; far above any claim's duration
+# A ledger entry this old whose transition is still wanted was won by a caller that
+# died before writing it (a claim writes within milliseconds of winning).
+_ABANDONED_AFTER = 10.0
+_TAKEOVER_MARK = '+'
 _PRUNE_EVERY = 60.0
 # A payload must fit in one document with the item's other fields: MongoDB refuses
 # documents above 16 MiB, and FerretDB stores them but then fails every read of them.
@@ -91,13 +99,33 @@ class MongoStore:
     # -- the ledger ----------------------------------------------------------------
 
     def win(self, keys: Sequence[str]) -> list[bool]:
-        """Record each transition key; True where this call recorded it first."""
+        """Record each transition key; True where this call recorded it first.
+
+        A key lost to an abandoned entry (see the module docstring) is contended
+        again under its successor key.
+        """
         if not keys:
             return []
         self._prune()
-        now = time.time()
+        won = [False] * len(keys)
+        names = list(keys)
+        contending = list(range(len(keys)))
+        while contending:
+            outcomes = self._record([names[index] for index in contending])
+            lost = []
+            for index, ok in zip(contending, outcomes, strict=True):
+                won[index] = ok
+                if not ok:
+                    lost.append(index)
+            abandoned = self._abandoned([names[index] for index in lost]) if lost else set()
+            contending = [index for index in lost if names[index] in abandoned]
+            for index in contending:
+                names[index] += _TAKEOVER_MARK
+        return won
+
+    def _record(self, keys: Sequence[str]) -> list[bool]:
         try:
-            self.ledger.insert_many([{'_id': key, 'at': now} for key in keys], ordered=False)
+            self.ledger.insert_many([{'_id': key, 'at': time.time()} for key in keys], ordered=False)
         except pymongo.errors.BulkWriteError as error:
             details: Mapping[str, Any] = error.details
             failures = details.get('writeErrors', [])
@@ -106,6 +134,11 @@ class MongoStore:
             lost = {failure['index'] for failure in failures}
             return [index not in lost for index in range(len(keys))]
         return [True] * len(keys)
+
+    def _abandoned(self, keys: Sequence[str]) -> set[str]:
+        """The keys among ``keys`` whose entry is old enough to have been abandoned by its winner."""
+        stale = {'_id': {'$in': list(keys)}, 'at': {'$lt': time.time() - _ABANDONED_AFTER}}
+        return {entry['_id'] for entry in self.ledger.find(stale, {'_id': 1})}
 
     def _prune(self) -> None:
         if time.monotonic() - self._pruned_at < _PRUNE_EVERY:

@@ -311,6 +311,50 @@ def test_ledger_entries_are_pruned_by_age(
     assert raw.claims.count_documents({}) == 1, 'the older entry was pruned, the new one kept'
 
 
+def abandon(raw: Any, key: str, age: float) -> None:
+    """A contender recorded ``key`` in the ledger ``age`` seconds ago, then died before writing.
+
+    Fault injection: no server can stop a process between its two round trips on demand.
+    """
+    raw.claims.insert_one({'_id': key, 'at': time.time() - age})
+
+
+def test_an_item_whose_claimer_died_after_winning_the_ledger_is_claimed_once_abandoned(
+    make: Factory, raw: Any, name: str
+) -> None:
+    from sergeant.connector.mongo_store import _ABANDONED_AFTER
+
+    connector = make()
+    connector.push(name, [b'a', b'b'])
+    first = raw.queue_items.find_one({'queue': name, 'payload': b'a'})
+    abandon(raw, f'item:{first["_id"]}:0', age=0)
+
+    [message] = connector.pop(name, 2, lease_seconds=30)
+    assert message.payload == b'b', 'a fresh entry: its winner may still be writing'
+
+    key = f'item:{first["_id"]}:0'
+    raw.claims.update_one({'_id': key}, {'$set': {'at': time.time() - _ABANDONED_AFTER - 1}})
+    abandon(raw, f'item:{first["_id"]}:0+', age=_ABANDONED_AFTER + 1)  # the first taker died too
+    [message] = connector.pop(name, 2, lease_seconds=30)
+    assert message.payload == b'a'
+    assert connector.pop(name, 2, lease_seconds=30) == []
+
+
+def test_a_lock_whose_taker_died_after_winning_the_ledger_is_taken_once_abandoned(
+    make: Factory, raw: Any, name: str
+) -> None:
+    assert make().lock(name).acquire(timeout=0, ttl=1)
+    version = raw.locks.find_one({'_id': name})['version']
+    abandon(raw, f'lock:{name}:{bytes(version).hex()}', age=0)
+    time.sleep(1.2)
+    assert not make().lock(name).acquire(timeout=0, ttl=30), 'a fresh entry: its winner may still be writing'
+
+    raw.claims.update_one({'_id': f'lock:{name}:{bytes(version).hex()}'}, {'$set': {'at': 0.0}})  # abandoned
+    lock = make().lock(name)
+    assert lock.acquire(timeout=0, ttl=30)
+    assert lock.is_locked() and lock.release() is True
+
+
 # -- several deployments (Sergeant 0.27 "nodes") ----------------------------------------------
 
 

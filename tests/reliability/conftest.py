@@ -8,14 +8,17 @@ test on a database of its own.
 
 The counting helpers say what every fault test asserts: no task lost, duplicates
 within the bound the delivery model allows, dead letters exactly the bad ones.
+Each test also records its figures with pytest's ``record_property`` (``Record``
+here); ``python -m tests.reliability.figures`` prints them from a JUnit XML.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,25 @@ def tally(processed: Iterable[int], pushed: Iterable[int]) -> Tally:
         duplicates=sum(count - 1 for count in counts.values()),
         strangers=sorted(counts.keys() - expected),
     )
+
+
+Record = Callable[[str, object], None]
+"""pytest's ``record_property``: ``record(name, value)`` adds a figure of the test to its report."""
+
+
+def record_tally(record: Record, counts: Tally, duplicate_bound: int | None = None) -> None:
+    """Record ``lost``, ``duplicates`` (and ``strangers`` if any) and the bound the test holds them to."""
+    record('lost', len(counts.lost))
+    record('duplicates', counts.duplicates)
+    if duplicate_bound is not None:
+        record('duplicate_bound', duplicate_bound)
+    if counts.strangers:
+        record('strangers', len(counts.strangers))
+
+
+def since(start: float) -> float:
+    """Seconds from ``start`` (a ``time.monotonic()``) until now, to 0.01 s."""
+    return round(time.monotonic() - start, 2)
 
 
 def dead_letters(broker: Broker, count: int = 1000) -> list[DeadTask]:

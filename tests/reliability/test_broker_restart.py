@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.reliability.conftest import dead_letters, queue_is_empty, tally
+from tests.reliability.conftest import Record, dead_letters, queue_is_empty, record_tally, tally
 from tests.reliability.servers import durable_server, settings_of
 from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
 
@@ -47,13 +47,17 @@ def processed_count(run: SupervisorRun) -> int:
 
 
 @pytest.mark.parametrize('kind', ['redis', 'mongo'])
-def test_broker_killed_and_restarted_loses_no_task(supervise: Supervise, tmp_path: Path, kind: str) -> None:
+def test_broker_killed_and_restarted_loses_no_task(
+    supervise: Supervise, tmp_path: Path, kind: str, record_property: Record
+) -> None:
     with durable_server(kind, tmp_path / kind) as server:
         # given tasks consumed by two workers in batches of 10, with 2 s leases, from a durable broker
         tasks = TASKS[kind]
         settings = settings_of(kind, server)
         broker = broker_for(settings)
         push_ids(broker, range(tasks))
+        record_property('tasks', tasks)
+        started = time.monotonic()
         run = supervise(
             'supervised_broker_outage',
             'OutageWorker',
@@ -71,19 +75,29 @@ def test_broker_killed_and_restarted_loses_no_task(supervise: Supervise, tmp_pat
             in_flight_at_kill = broker.connector.in_flight(QUEUE)
             done_at_kill = processed_count(run)
             server.kill()
+            killed_at = time.monotonic()
         broker.connector.close()
         time.sleep(OUTAGE_SECONDS)
         server.start()
+        up_at = time.monotonic()
         broker = broker_for(settings)
+        record_property('done_at_kill', done_at_kill)
+        record_property('down_s', round(up_at - killed_at, 2))
 
         # then every task is processed, none lost, and only tasks in flight at the kill ran twice
         wait_until(lambda: processed_count(run) == tasks, 180, 'every task processed', interval=0.5)
+        done_at = time.monotonic()
+        record_property('recover_s', round(done_at - up_at, 2))
+        record_property('wall_s', round(done_at - started, 2))
         wait_until(lambda: queue_is_empty(broker), 60, 'no task left ready or in flight')
         counts = tally(run.processed_ids(), range(tasks))
+        record_tally(record_property, counts, in_flight_at_kill)
         assert done_at_kill < tasks, 'the kill landed while tasks were left'
         assert counts.lost == [] and counts.strangers == [], counts
         assert counts.duplicates <= in_flight_at_kill, counts
-        assert dead_letters(broker) == []
+        letters = dead_letters(broker)
+        record_property('dead_letters', len(letters))
+        assert letters == []
         # and the workers rode out the outage: they saw it, and none of them ended or was replaced
         log = run.log()
         assert 'could not' in log, 'the workers never noticed the outage'

@@ -17,6 +17,7 @@ import hmac
 import os
 import signal
 import sqlite3
+import time
 from typing import Any
 
 import pymongo
@@ -28,7 +29,7 @@ from sergeant.connector import create_connector
 from sergeant.connector.redis_node import queue_keys
 from sergeant.encoder import Encoder
 from sergeant.errors import ConnectorError
-from tests.reliability.conftest import dead_letters, queue_is_empty, tally
+from tests.reliability.conftest import Record, dead_letters, queue_is_empty, record_tally, since, tally
 from tests.supervisor.conftest import QUEUE, Supervise, wait_until
 
 KEY = 'the-signing-key-of-the-fault-suite'
@@ -99,7 +100,7 @@ def push_behind_the_connector(settings: dict[str, Any], payload: bytes) -> None:
 
 
 def test_every_poison_item_is_dead_lettered_once_with_its_reason_and_every_good_task_runs(
-    supervise: Supervise, broker_settings: dict[str, Any]
+    supervise: Supervise, broker_settings: dict[str, Any], record_property: Record
 ) -> None:
     # given 300 good signed tasks with a poison item of each shape before every 30 of them
     connector = create_connector(broker_settings['type'], broker_settings['params'])
@@ -113,8 +114,11 @@ def test_every_poison_item_is_dead_lettered_once_with_its_reason_and_every_good_
         first = chunk * CHUNK
         producer.push_tasks(QUEUE, [Task(kwargs={'id': i}) for i in range(first, min(first + CHUNK, GOOD))])
     producer.push_tasks(QUEUE, [Task(kwargs={'id': i}) for i in range(len(bad) * CHUNK, GOOD)])
+    record_property('tasks', GOOD)
+    record_property('poison', len(bad))
 
     # when one worker consumes them in batches of 10
+    started = time.monotonic()
     run = supervise(
         'supervised_poison',
         'PoisonWorker',
@@ -124,11 +128,14 @@ def test_every_poison_item_is_dead_lettered_once_with_its_reason_and_every_good_
 
     # then every good task runs exactly once
     wait_until(lambda: len(run.processed_ids()) >= GOOD, 120, 'every good task processed', interval=0.2)
+    record_property('wall_s', since(started))
     wait_until(lambda: queue_is_empty(producer), 60, 'no task left ready or in flight')
     counts = tally(run.processed_ids(), range(GOOD))
+    record_tally(record_property, counts, 0)
     assert counts.lost == [] and counts.strangers == [] and counts.duplicates == 0, counts
     # and the dead letters are exactly the poison items, each with a reason naming its problem
     letters = dead_letters(producer)
+    record_property('dead_letters', len(letters))
     assert sorted(letter.payload for letter in letters) == sorted(poison.payload for poison in bad)
     reasons = {letter.payload: letter.reason for letter in letters}
     wrong = {
@@ -149,7 +156,7 @@ HUGE_TASKS = 5  # 60 MB together: more than one reply of the MongoDB wire protoc
 
 
 def test_huge_tasks_are_processed_or_refused_at_push(
-    supervise: Supervise, broker_settings: dict[str, Any]
+    supervise: Supervise, broker_settings: dict[str, Any], record_property: Record
 ) -> None:
     # given three tasks of 20 MB each, five of 12 MB, then 20 small ones
     connector = create_connector(broker_settings['type'], broker_settings['params'])
@@ -158,6 +165,7 @@ def test_huge_tasks_are_processed_or_refused_at_push(
     try:
         producer.push_tasks(QUEUE, too_huge)
     except ConnectorError as refusal:
+        record_property('refused', len(too_huge))
         # refused at push, where the producer learns of it, and nothing of them was stored: MongoDB
         # documents hold 16 MiB at most
         assert broker_settings['type'] == 'mongo', refusal
@@ -165,13 +173,16 @@ def test_huge_tasks_are_processed_or_refused_at_push(
         assert connector.length(QUEUE, include_delayed=True) == 0
         too_huge = []
     else:
+        record_property('refused', 0)
         assert broker_settings['type'] != 'mongo', 'a document above 16 MiB is stored on MongoDB'
     huge = [Task(kwargs={'id': 2 * GOOD + n, 'blob': bytes(HUGE)}) for n in range(HUGE_TASKS)]
     producer.push_tasks(QUEUE, huge)
     producer.push_tasks(QUEUE, [Task(kwargs={'id': i}) for i in range(20)])
     expected = [*range(20), *(task.kwargs['id'] for task in [*too_huge, *huge])]
+    record_property('tasks', len(expected))
 
     # when one worker consumes them in batches of 10
+    started = time.monotonic()
     run = supervise(
         'supervised_poison',
         'PoisonWorker',
@@ -181,10 +192,14 @@ def test_huge_tasks_are_processed_or_refused_at_push(
 
     # then every task that was stored runs exactly once, and nothing is dead-lettered
     wait_until(lambda: len(run.processed_ids()) >= len(expected), 45, 'every task processed', interval=0.2)
+    record_property('wall_s', since(started))
     wait_until(lambda: queue_is_empty(producer), 60, 'no task left ready or in flight')
     counts = tally(run.processed_ids(), expected)
+    record_tally(record_property, counts, 0)
     assert counts.lost == [] and counts.strangers == [] and counts.duplicates == 0, counts
-    assert dead_letters(producer) == []
+    letters = dead_letters(producer)
+    record_property('dead_letters', len(letters))
+    assert letters == []
     run.send(signal.SIGTERM)
     assert run.wait(60) == 0
     connector.close()

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.reliability.conftest import Record, since
 from tests.servers.ports import free_port
 from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
 
@@ -54,6 +55,13 @@ def healthz(port: int, timeout: float = PROMPT) -> int:
         return int(error.code)
     except OSError:
         return 0
+
+
+def timed_healthz(port: int) -> tuple[int, float]:
+    """The status of ``GET /healthz`` and the seconds it took."""
+    start = time.monotonic()
+    status = healthz(port)
+    return status, time.monotonic() - start
 
 
 def connect(port: int) -> socket.socket:
@@ -107,7 +115,7 @@ def supervise_with_probes(supervise: Supervise, settings: dict[str, Any]) -> tup
 
 
 def test_probes_answer_promptly_during_and_after_garbage_slow_and_silent_clients(
-    supervise: Supervise, local_settings: dict[str, Any]
+    supervise: Supervise, local_settings: dict[str, Any], record_property: Record
 ) -> None:
     # given a supervisor of two workers serving its probes
     run, port = supervise_with_probes(supervise, local_settings)
@@ -115,20 +123,29 @@ def test_probes_answer_promptly_during_and_after_garbage_slow_and_silent_clients
 
     # when clients send garbage, reset their connections, and 120 of them stay connected, silent
     # or in the middle of a request
-    with abusive_clients(port):
+    with abusive_clients(port) as held:
         # then /healthz answers promptly again and again, and /metrics still parses
-        assert [healthz(port) for _ in range(20)] == [200] * 20
+        answers = [timed_healthz(port) for _ in range(20)]
+        record_property('clients', len(held))
+        record_property('healthz_max_s', round(max(seconds for _status, seconds in answers), 3))
+        record_property('healthz_bound_s', PROMPT)
+        assert [status for status, _seconds in answers] == [200] * 20
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=PROMPT) as answer:
             families = {family.name for family in text_string_to_metric_families(answer.read().decode())}
         assert 'sergeant_worker_processes' in families
         # and the workers still run tasks
         broker = broker_for(local_settings)
+        started = time.monotonic()
         push_ids(broker, range(100))
+        record_property('tasks', 100)
         wait_until(lambda: len(set(run.processed_ids())) == 100, 60, 'the tasks processed')
+        record_property('wall_s', since(started))
 
     # and after the clients are gone, the probes still answer, the threads serving them are gone,
     # and the supervisor stops cleanly
-    assert healthz(port) == 200
+    status, seconds = timed_healthz(port)
+    record_property('healthz_after_s', round(seconds, 3))
+    assert status == 200
     wait_until(
         lambda: psutil.Process(run.pid).num_threads() <= threads_before + 2, 30, 'the serving threads to end'
     )
@@ -142,7 +159,7 @@ STARVED_FOR = 30.0  # generous: a server dropping silent clients after a timeout
 
 
 def test_silent_clients_cannot_starve_the_supervisor_of_open_files(
-    supervise: Supervise, local_settings: dict[str, Any]
+    supervise: Supervise, local_settings: dict[str, Any], record_property: Record
 ) -> None:
     # given a supervisor of two workers serving its probes, allowed 256 open files
     run, port = supervise_with_probes(supervise, local_settings)
@@ -157,13 +174,20 @@ def test_silent_clients_cannot_starve_the_supervisor_of_open_files(
             except OSError:
                 break  # the server takes no more connections
             time.sleep(0.005)
+        record_property('clients', len(held))
 
         # then, while they are still connected, /healthz answers again within a generous bound
+        starved_from = time.monotonic()
         wait_until(lambda: healthz(port, timeout=2) == 200, STARVED_FOR, '/healthz to answer again')
+        record_property('healthz_wait_s', since(starved_from))
+        record_property('healthz_bound_s', STARVED_FOR)
         # and a worker that dies is replaced
         [victim, _other] = run.workers()
         victim.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        record_property('kills', 1)
         run.wait_for_log(r'started in slot', timeout=STARVED_FOR, count=3)
+        record_property('respawn_s', since(killed_at))
     finally:
         for client in held:
             client.close()
