@@ -28,6 +28,7 @@ tools:
 
 test: install tools
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-prometheus.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

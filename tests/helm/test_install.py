@@ -1,6 +1,6 @@
 """`helm install` into a real API server (tests/servers/kube.py), which validates every object itself:
 schemas, the CRD's CEL rules, RBAC escalation checks. The Prometheus Operator's CRDs are not installed
-there, so the monitors are left out."""
+there, so the monitors and the PrometheusRule are left out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from kubernetes.client.rest import ApiException
 from tests.helm.conftest import CHART, Helm
 from tests.servers.kube import KubeAPIServer
 
-NO_MONITORS = ['metrics.serviceMonitor.enabled=false', 'workerMetrics.podMonitor.enabled=false']
+NO_MONITORS = [
+    'metrics.serviceMonitor.enabled=false',
+    'workerMetrics.podMonitor.enabled=false',
+    'prometheusRule.enabled=false',
+]
 
 
 def ensure_namespace(kube_client: client.ApiClient, name: str) -> None:

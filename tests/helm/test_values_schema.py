@@ -64,6 +64,23 @@ BAD = {
         "'/podDisruptionBudget/maxUnavailable'",
     ),
     'a bad scrape interval': (['metrics.serviceMonitor.interval=soon'], "'/metrics/serviceMonitor/interval'"),
+    'prometheusRule.enabled not a boolean': (['prometheusRule.enabled=yes'], "'/prometheusRule/enabled'"),
+    'a PrometheusRule label not a string': (
+        ['prometheusRule.enabled=true', 'prometheusRule.labels.release=1'],
+        "'/prometheusRule/labels/release'",
+    ),
+    'a misspelt prometheusRule key': (['prometheusRule.enable=true'], "'enable' not allowed"),
+    'disabled alerts not a list': (
+        ['prometheusRule.disabled=SergeantBrokerUnreachable'],
+        "'/prometheusRule/disabled'",
+    ),
+    'an additional rule without expr': (
+        [
+            'prometheusRule.additionalGroups[0].name=mine',
+            'prometheusRule.additionalGroups[0].rules[0].alert=A',
+        ],
+        "'/prometheusRule/additionalGroups/0/rules/0'",
+    ),
 }
 
 

@@ -4,9 +4,9 @@
   strict mode (an unknown field is an error, as ``kubectl --validate=strict`` has it).
 - SergeantWorker: the ``openAPIV3Schema`` of our CRD, with ``jsonschema`` (the CEL
   rules in ``x-kubernetes-validations`` need an API server and are not evaluated).
-- ServiceMonitor and PodMonitor: their CRDs belong to the Prometheus Operator and
-  are not shipped here; :data:`MONITOR_SCHEMAS` is a minimal schema of the fields
-  the chart uses, closed to unknown fields so a misspelt key still fails.
+- ServiceMonitor, PodMonitor and PrometheusRule: their CRDs belong to the Prometheus
+  Operator and are not shipped here; :data:`MONITOR_SCHEMAS` is a minimal schema of the
+  fields the chart uses, closed to unknown fields so a misspelt key still fails.
 
 A kind none of these covers is an error: every manifest the chart renders is checked.
 """
@@ -89,9 +89,53 @@ def _monitor_schema(kind: str, endpoints: str) -> dict[str, Any]:
     }
 
 
+_RULE = {
+    'type': 'object',
+    'additionalProperties': False,
+    'required': ['expr'],
+    'properties': {
+        'alert': {'type': 'string', 'minLength': 1},
+        'record': {'type': 'string', 'minLength': 1},
+        'expr': {'type': ['string', 'integer']},
+        'for': _DURATION,
+        'labels': {'type': 'object', 'additionalProperties': {'type': 'string'}},
+        'annotations': {'type': 'object', 'additionalProperties': {'type': 'string'}},
+    },
+}
+_PROMETHEUS_RULE = {
+    'type': 'object',
+    'additionalProperties': False,
+    'required': ['apiVersion', 'kind', 'metadata', 'spec'],
+    'properties': {
+        'apiVersion': {'const': 'monitoring.coreos.com/v1'},
+        'kind': {'const': 'PrometheusRule'},
+        'metadata': _METADATA,
+        'spec': {
+            'type': 'object',
+            'additionalProperties': False,
+            'properties': {
+                'groups': {
+                    'type': 'array',
+                    'items': {
+                        'type': 'object',
+                        'additionalProperties': False,
+                        'required': ['name', 'rules'],
+                        'properties': {
+                            'name': {'type': 'string', 'minLength': 1},
+                            'interval': _DURATION,
+                            'rules': {'type': 'array', 'items': _RULE},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
 MONITOR_SCHEMAS = {
     'ServiceMonitor': _monitor_schema('ServiceMonitor', 'endpoints'),
     'PodMonitor': _monitor_schema('PodMonitor', 'podMetricsEndpoints'),
+    'PrometheusRule': _PROMETHEUS_RULE,
 }
 
 # Kubernetes label syntax: an optional DNS-subdomain prefix, a name of 63 characters at most.
