@@ -1,9 +1,13 @@
 """Tasks to payload bytes and back, on top of one connector.
 
-The wire form of a task is ``[kwargs, trace_id, date, run_count]`` passed through
-the encoder. A payload that cannot be decoded (corrupt, foreign or wrongly signed)
-never reaches user code: the broker moves it to the dead-letter queue with the
-reason and reports it to the caller.
+The wire form of a task is ``[kwargs, trace_id, date, run_count, ready_at]`` passed
+through the encoder: ``ready_at`` is when the push made it ready to run (its due time
+when delayed; a retry's own push), for the queue-wait metric. Payloads without it
+(written by earlier versions) are read too, as ready at their ``date``.
+
+A payload that cannot be decoded (corrupt, foreign or wrongly signed) never
+reaches user code: the broker moves it to the dead-letter queue with the reason
+and reports it to the caller.
 """
 
 from __future__ import annotations
@@ -21,10 +25,15 @@ from .objects import Task
 
 
 def _task_of(fields: Any) -> Task:
-    """The Task of a decoded wire form ``[kwargs, trace_id, date, run_count]``, its types checked."""
-    if not isinstance(fields, (list, tuple)) or len(fields) != 4:
+    """The Task of a decoded wire form, its types checked."""
+    return _leased_fields(fields)[0]
+
+
+def _leased_fields(fields: Any) -> tuple[Task, float]:
+    """The Task of a decoded wire form and when it became ready, their types checked."""
+    if not isinstance(fields, (list, tuple)) or len(fields) not in (4, 5):
         raise EncodingError('payload is not a Sergeant task')
-    kwargs, trace_id, date, run_count = fields
+    kwargs, trace_id, date, run_count = fields[:4]
     if not isinstance(kwargs, dict):
         raise EncodingError(f'task field kwargs must be a dict, got {type(kwargs).__name__}')
     if trace_id is not None and not isinstance(trace_id, str):
@@ -33,7 +42,10 @@ def _task_of(fields: Any) -> Task:
         raise EncodingError(f'task field date must be a number of seconds, got {date!r}'[:200])
     if type(run_count) is not int or run_count < 0:
         raise EncodingError(f'task field run_count must be an integer >= 0, got {run_count!r}'[:200])
-    return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count)
+    ready_at = fields[4] if len(fields) == 5 else date
+    if type(ready_at) not in (int, float):
+        raise EncodingError(f'task field ready_at must be a number of seconds, got {ready_at!r}'[:200])
+    return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count), float(ready_at)
 
 
 def _decode_error(error: Exception) -> str:
@@ -45,6 +57,7 @@ def _decode_error(error: Exception) -> str:
 class LeasedTask:
     """A decoded task and the receipt of the delivery that brought it.
 
+    ``ready_at``: when its push made it ready to run (seconds since the epoch);
     ``alone``: run it with nothing else running (see :mod:`sergeant.isolation`);
     ``isolation_note``: the name of the note to delete once it ended, for a task
     delivered again.
@@ -52,6 +65,7 @@ class LeasedTask:
 
     task: Task
     receipt: bytes
+    ready_at: float = 0.0
     alone: bool = False
     isolation_note: str | None = None
 
@@ -81,8 +95,10 @@ class Broker:
 
     # -- encoding ----------------------------------------------------------------
 
-    def encode_task(self, task: Task) -> bytes:
-        return self.encoder.encode([task.kwargs, task.trace_id, task.date, task.run_count])
+    def encode_task(self, task: Task, ready_at: float | None = None) -> bytes:
+        """The payload of ``task``, ready at ``ready_at`` (None: its ``date``)."""
+        ready = task.date if ready_at is None else ready_at
+        return self.encoder.encode([task.kwargs, task.trace_id, task.date, task.run_count, float(ready)])
 
     def decode_task(self, payload: bytes) -> Task:
         return _task_of(self.encoder.decode(payload))
@@ -96,7 +112,9 @@ class Broker:
         priority: Priority = 'NORMAL',
         consumable_from: float | None = None,
     ) -> int:
-        payloads = [self.encode_task(task) for task in tasks]
+        now = time.time()
+        ready_at = now if consumable_from is None else max(now, float(consumable_from))
+        payloads = [self.encode_task(task, ready_at) for task in tasks]
         if not payloads:
             return 0
         return self.connector.push(queue, payloads, priority, consumable_from)
@@ -128,7 +146,8 @@ class Broker:
         if decoded is not None and all(
             [
                 type(fields) is list
-                and len(fields) == 4
+                and len(fields) == 5
+                and type(fields[4]) is float
                 and type(fields[0]) is dict
                 and type(fields[3]) is int
                 and fields[3] >= 0
@@ -138,7 +157,8 @@ class Broker:
             ]
         ):
             # the common case: every payload is a well-formed task
-            tasks = list(map(LeasedTask, itertools.starmap(Task, decoded), receipts))
+            ready = [fields.pop() for fields in decoded]
+            tasks = list(map(LeasedTask, itertools.starmap(Task, decoded), receipts, ready))
             counts = deliveries.delivery_counts
             if counts.count(1) != len(counts):
                 for leased, delivery_count in zip(tasks, counts, strict=True):
@@ -154,14 +174,14 @@ class Broker:
             deliveries.payloads, deliveries.receipts, deliveries.delivery_counts, strict=True
         ):
             try:
-                task = _task_of(loads(payload))
+                task, ready_at = _leased_fields(loads(payload))
             except Exception as error:
                 reason = str(error) if isinstance(error, EncodingError) else _decode_error(error)
                 popped.dead_lettered.append(DeadLetter(payload, f'undecodable payload: {reason}'))
                 dead_receipts.append(receipt)
                 continue
             task.run_count += delivery_count - 1
-            popped.tasks.append(LeasedTask(task, receipt))
+            popped.tasks.append(LeasedTask(task, receipt, ready_at))
         if popped.dead_lettered:
             self.connector.dead_letter(queue, popped.dead_lettered, dead_receipts)
         return popped

@@ -21,6 +21,7 @@ from .config import WorkerConfig
 from .connector import CompletedPop, DeadLetter, Deliveries, PendingPop
 from .isolation import Verdict, judge, note_name
 from .lease_keeper import LeaseKeeper
+from .metrics.queue_wait import QueueWaitHistogram
 from .objects import Task
 from .start_journal import StartJournal
 
@@ -98,9 +99,11 @@ class TaskStream:
         keeper: LeaseKeeper | None,
         should_stop: Callable[[], bool] = lambda: False,
         journal: StartJournal | None = None,
+        queue_waits: QueueWaitHistogram | None = None,
     ) -> None:
         self._broker = broker
         self._journal = journal
+        self._queue_waits = queue_waits
         self.before_alone: Callable[[], None] = _nothing_else_runs
         """Called before a task marked ``alone`` is handed out; returns once nothing else runs
         (a threaded executor sets it)."""
@@ -155,6 +158,7 @@ class TaskStream:
         prefetched = self._prefetched
         take = prefetched.popleft
         note = self._journal.note if self._journal is not None else None
+        waited = self._queue_waits.observe_since if self._queue_waits is not None else None
         idle_sleep = _MIN_IDLE_SLEEP
         idle_since: float | None = None  # when a pop first came back empty (starvation counts from then)
         starvation_reported_at = 0.0
@@ -186,6 +190,8 @@ class TaskStream:
                         self.before_alone()
                     if note is not None:
                         note(leased.receipt)
+                    if waited is not None:
+                        waited(leased.ready_at)
                     self._suspended = True
                     yield leased
                     self._suspended = False
@@ -198,6 +204,8 @@ class TaskStream:
                 self.before_alone()
             if note is not None:
                 note(leased.receipt)
+            if waited is not None:
+                waited(leased.ready_at)
             self._suspended = True
             yield leased
             self._suspended = False

@@ -393,7 +393,8 @@ class Worker:
         # asked before every task: a C-level partial is cheaper than a lambda
         should_stop = functools.partial(getattr, self, 'received_stop_signal')
         events = _WorkerStreamEvents(self, metrics, clock)
-        stream = TaskStream(self.broker, self.config, events, keeper, should_stop, journal)
+        waits = metrics.queue_waits if metrics is not None else None
+        stream = TaskStream(self.broker, self.config, events, keeper, should_stop, journal, waits)
         if metrics is not None:
             metrics.loop_started(lambda: stream.delivered)
         try:

@@ -1,8 +1,8 @@
 """The worker-side accumulator: what one worker process counts for its supervisor's ``/metrics``.
 
 Outcome counts are the worker's own ``outcomes`` counter (the work loop counts
-them anyway, and the summary reports them); this adds task durations, fetch
-failures and the tasks running now. Everything is cumulative and written by the
+them anyway, and the summary reports them); this adds task durations, queue
+waits, fetch failures and the tasks running now. Everything is cumulative and written by the
 task threads without locks; :meth:`WorkerMetrics.snapshot` may be called from
 another thread (:mod:`.flusher`) at any time.
 """
@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .durations import DurationHistogram
+from .queue_wait import QueueWaitHistogram
 from .snapshot import TaskSnapshot
 
 
@@ -22,6 +23,7 @@ class WorkerMetrics:
     def __init__(self, worker: str, outcomes: Counter[str]) -> None:
         self.worker = worker
         self.durations = DurationHistogram()
+        self.queue_waits = QueueWaitHistogram()
         self.fetch_errors = 0
         self._outcomes = outcomes
         self._not_run = 0  # outcomes counted for tasks that never ran: dead letters, exhausted redeliveries
@@ -54,7 +56,7 @@ class WorkerMetrics:
         return max(0, delivered() - (self.finished() - self._finished_before_loop))
 
     def snapshot(self) -> TaskSnapshot:
-        durations = self.durations
+        durations, waits = self.durations, self.queue_waits
         return TaskSnapshot(
             worker=self.worker,
             outcomes=dict(self._outcomes),
@@ -62,4 +64,6 @@ class WorkerMetrics:
             duration_sum=durations.total,
             in_flight=self.in_flight(),
             fetch_errors=self.fetch_errors,
+            wait_counts=tuple(waits.counts),
+            wait_sum=waits.total,
         )

@@ -11,10 +11,13 @@ On the wire a snapshot is the fields of one JSON message (see
 :mod:`sergeant.supervisor.protocol`)::
 
     {"event": "metrics", "worker": "crawl", "outcomes": {"success": 10, ...},
-     "duration_counts": [8, 2, 0, ...], "duration_sum": 0.0123, "in_flight": 1, "fetch_errors": 0}
+     "duration_counts": [8, 2, 0, ...], "duration_sum": 0.0123, "in_flight": 1, "fetch_errors": 0,
+     "wait_counts": [9, 1, 0, ...], "wait_sum": 0.004}
 
 ``duration_counts`` has one count per bucket of
-:data:`~sergeant.metrics.durations.DURATION_BUCKETS` plus one above them all.
+:data:`~sergeant.metrics.durations.DURATION_BUCKETS` plus one above them all,
+``wait_counts`` the same for :data:`~sergeant.metrics.queue_wait.WAIT_BUCKETS`
+(absent from the messages of earlier versions: no waits).
 """
 
 from __future__ import annotations
@@ -24,16 +27,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from .durations import DURATION_BUCKETS
+from .queue_wait import WAIT_BUCKETS
 
 # every outcome a task can have, as counted by the worker (summary['tasks'] uses the same names)
 OUTCOMES = ('success', 'failure', 'timeout', 'retry', 'max_retries', 'requeue', 'dead_letter')
 _BUCKET_COUNT = len(DURATION_BUCKETS) + 1
+_WAIT_BUCKET_COUNT = len(WAIT_BUCKETS) + 1
 
 
 def _count(value: object, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f'{field}: must be an int >= 0, got {value!r}')
     return value
+
+
+def _seconds(value: object, field: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f'{field}: must be a number >= 0, got {value!r}')
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +57,8 @@ class TaskSnapshot:
     duration_sum: float
     in_flight: int = 0
     fetch_errors: int = 0
+    wait_counts: tuple[int, ...] = (0,) * _WAIT_BUCKET_COUNT
+    wait_sum: float = 0.0
 
     def to_fields(self) -> dict[str, Any]:
         return {
@@ -55,6 +68,8 @@ class TaskSnapshot:
             'duration_sum': self.duration_sum,
             'in_flight': self.in_flight,
             'fetch_errors': self.fetch_errors,
+            'wait_counts': list(self.wait_counts),
+            'wait_sum': self.wait_sum,
         }
 
     @classmethod
@@ -69,16 +84,18 @@ class TaskSnapshot:
         counts = fields.get('duration_counts')
         if not isinstance(counts, list) or len(counts) != _BUCKET_COUNT:
             raise ValueError(f'duration_counts: must be a list of {_BUCKET_COUNT} counts')
-        duration_sum = fields.get('duration_sum')
-        if not isinstance(duration_sum, (int, float)) or isinstance(duration_sum, bool) or duration_sum < 0:
-            raise ValueError(f'duration_sum: must be a number >= 0, got {duration_sum!r}')
+        wait_counts = fields.get('wait_counts', [0] * _WAIT_BUCKET_COUNT)
+        if not isinstance(wait_counts, list) or len(wait_counts) != _WAIT_BUCKET_COUNT:
+            raise ValueError(f'wait_counts: must be a list of {_WAIT_BUCKET_COUNT} counts')
         return cls(
             worker=worker,
             outcomes={str(name): _count(count, f'outcomes.{name}') for name, count in outcomes.items()},
             duration_counts=tuple(_count(count, 'duration_counts') for count in counts),
-            duration_sum=float(duration_sum),
+            duration_sum=_seconds(fields.get('duration_sum'), 'duration_sum'),
             in_flight=_count(fields.get('in_flight', 0), 'in_flight'),
             fetch_errors=_count(fields.get('fetch_errors', 0), 'fetch_errors'),
+            wait_counts=tuple(_count(count, 'wait_counts') for count in wait_counts),
+            wait_sum=_seconds(fields.get('wait_sum', 0.0), 'wait_sum'),
         )
 
 
@@ -91,6 +108,8 @@ class TaskTotals:
     duration_sum: float = 0.0
     in_flight: int = 0
     fetch_errors: int = 0
+    wait_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * _WAIT_BUCKET_COUNT)
+    wait_sum: float = 0.0
 
     def add(self, snapshot: TaskSnapshot) -> None:
         for outcome, count in snapshot.outcomes.items():
@@ -100,6 +119,9 @@ class TaskTotals:
         self.duration_sum += snapshot.duration_sum
         self.in_flight += snapshot.in_flight
         self.fetch_errors += snapshot.fetch_errors
+        for index, count in enumerate(snapshot.wait_counts):
+            self.wait_counts[index] += count
+        self.wait_sum += snapshot.wait_sum
 
     def copy(self) -> TaskTotals:
         return TaskTotals(
@@ -108,13 +130,23 @@ class TaskTotals:
             self.duration_sum,
             self.in_flight,
             self.fetch_errors,
+            list(self.wait_counts),
+            self.wait_sum,
         )
 
     def cumulative_buckets(self) -> list[tuple[float, int]]:
-        """``(upper bound, tasks at or under it)`` per bucket, the last bound being infinity."""
-        buckets = []
-        running = 0
-        for bound, count in zip((*DURATION_BUCKETS, float('inf')), self.duration_counts, strict=True):
-            running += count
-            buckets.append((bound, running))
-        return buckets
+        """Durations: ``(upper bound, tasks at or under it)`` per bucket, the last bound being infinity."""
+        return _cumulative(DURATION_BUCKETS, self.duration_counts)
+
+    def cumulative_wait_buckets(self) -> list[tuple[float, int]]:
+        """Queue waits, as :meth:`cumulative_buckets` gives durations."""
+        return _cumulative(WAIT_BUCKETS, self.wait_counts)
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[float, int]]:
+    buckets = []
+    running = 0
+    for bound, count in zip((*bounds, float('inf')), counts, strict=True):
+        running += count
+        buckets.append((bound, running))
+    return buckets

@@ -5,6 +5,7 @@ Families (``worker`` is the worker's ``config.name``, ``queue`` the queue it con
 ==========================================  =========  ====================================================
 ``sergeant_tasks_total``                    counter    tasks by ``worker`` and ``outcome``
 ``sergeant_task_duration_seconds``          histogram  time to run a task (with its hooks), by ``worker``
+``sergeant_task_queue_wait_seconds``        histogram  time from push (or due time) to the start of the run
 ``sergeant_tasks_in_flight``                gauge      tasks being run right now, by ``worker``
 ``sergeant_queue_length``                   gauge      tasks in the queue by ``queue`` and ``state``:
                                                        ready, delayed, in_flight (leased), dead_letter
@@ -62,6 +63,12 @@ TASKS = _Family('sergeant_tasks', 'counter', 'Tasks processed, by outcome.', ('w
 DURATION = _Family(
     'sergeant_task_duration_seconds', 'histogram', 'Time to run a task, hooks included.', ('worker',)
 )
+QUEUE_WAIT = _Family(
+    'sergeant_task_queue_wait_seconds',
+    'histogram',
+    'Time from a task becoming ready (its push, or due time when delayed) to the start of its run.',
+    ('worker',),
+)
 IN_FLIGHT = _Family('sergeant_tasks_in_flight', 'gauge', 'Tasks being run right now.', ('worker',))
 QUEUE_LENGTH = _Family(
     'sergeant_queue_length',
@@ -96,6 +103,7 @@ MEMORY_LIMIT = _Family(
 FAMILIES = (
     TASKS,
     DURATION,
+    QUEUE_WAIT,
     IN_FLIGHT,
     QUEUE_LENGTH,
     BROKER_UP,
@@ -137,13 +145,16 @@ class SergeantCollector(Collector):
 
     def _tasks(self, pool: PoolView) -> Iterator[Metric]:
         tasks, durations, in_flight = TASKS.counter(), DURATION.histogram(), IN_FLIGHT.gauge()
+        waits = QUEUE_WAIT.histogram()
         for worker, totals in sorted(pool.tasks.items()):
             for outcome in (*OUTCOMES, *sorted(set(totals.outcomes) - set(OUTCOMES))):
                 tasks.add_metric([worker, outcome], totals.outcomes.get(outcome, 0))
             buckets = [(_bound(bound), count) for bound, count in totals.cumulative_buckets()]
             durations.add_metric([worker], buckets, totals.duration_sum)
+            wait_buckets = [(_bound(bound), count) for bound, count in totals.cumulative_wait_buckets()]
+            waits.add_metric([worker], wait_buckets, totals.wait_sum)
             in_flight.add_metric([worker], totals.in_flight)
-        yield from (tasks, durations, in_flight)
+        yield from (tasks, durations, waits, in_flight)
 
     def _broker(self, pool: PoolView) -> Iterator[Metric]:
         errors = BROKER_ERRORS.counter()

@@ -84,6 +84,7 @@ def test_the_dashboard_has_its_panels_and_a_datasource_variable() -> None:
         'Failure and timeout rates',
         'Task duration',
         'Queue depth',
+        'Queue wait',
         'In-flight tasks',
         'Workers alive',
         'Respawns by reason',
@@ -119,7 +120,7 @@ def test_every_query_reads_metrics_a_real_supervisor_exports(
 
     # then every metric the dashboard queries is among them
     queried = queried_metrics(load())
-    assert 'sergeant_task_duration_seconds_bucket' in queried
+    assert {'sergeant_task_duration_seconds_bucket', 'sergeant_task_queue_wait_seconds_bucket'} <= queried
     assert queried - exported == set()
     run.send(signal.SIGTERM)
     assert run.wait() == 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psutil
 
+from sergeant import Task
 from sergeant.metrics import DURATION_BUCKETS, OUTCOMES
 from tests.observability.conftest import Scrape, sample, scrape, supervise_observed, try_scrape
 from tests.supervisor.conftest import QUEUE, Supervise, SupervisorRun, broker_for, push_ids, wait_until
@@ -170,6 +172,33 @@ def test_timeouts_are_counted(supervise: Supervise, redis_settings: dict[str, An
     final = scrape(port)
     assert final.value('sergeant_task_duration_seconds_count', worker=QUEUE) == 2
     assert final.value('sergeant_task_duration_seconds_bucket', worker=QUEUE, le='0.25') == 1
+    run.send(signal.SIGTERM)
+    assert run.wait() == 0
+
+
+def test_queue_wait_runs_from_push_or_due_time_to_the_start_of_the_run(
+    supervise: Supervise, redis_settings: dict[str, Any]
+) -> None:
+    # given 10 tasks that wait 2.5 s in the queue before any worker exists, and one delayed by 4 s
+    broker = broker_for(redis_settings)
+    push_ids(broker, range(10))
+    broker.push_tasks(QUEUE, [Task(kwargs={'id': 10})], consumable_from=time.time() + 4)
+    time.sleep(2.5)
+
+    # when a supervisor runs them all
+    run, port = start(supervise, redis_settings)
+    wait_until(lambda: len(set(run.processed_ids())) == 11, 60, 'every task processed')
+
+    # then each run observed its wait: the ten above 2.5 s, the delayed one counted from its due time
+    def waits() -> float | None:
+        return sample(port, 'sergeant_task_queue_wait_seconds_count', worker=QUEUE)
+
+    wait_until(lambda: waits() == 11, 30, '11 queue waits on /metrics')
+    final = scrape(port)
+    assert final.families['sergeant_task_queue_wait_seconds'] == 'histogram'
+    assert final.value('sergeant_task_queue_wait_seconds_bucket', worker=QUEUE, le='2.5') == 1
+    assert final.value('sergeant_task_queue_wait_seconds_bucket', worker=QUEUE, le='+Inf') == 11
+    assert (final.value('sergeant_task_queue_wait_seconds_sum', worker=QUEUE) or 0) >= 25
     run.send(signal.SIGTERM)
     assert run.wait() == 0
 

@@ -1,0 +1,47 @@
+"""Queue wait: how long a task waited between becoming ready and the start of its run.
+
+A task becomes ready when it is pushed, or at its due time when it was pushed
+delayed (a retry's wait starts at its own push). The worker observes the wait
+as it hands the task to the code that runs it, with one read of the wall clock.
+Clocks of different hosts differ, so a wait measured across hosts carries their
+offset; a negative one is counted as zero.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+
+# upper bounds ("le") in seconds: from a worker that was waiting for work to a backlog of an hour
+WAIT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+)  # fmt: skip
+_BOUNDS = (-1.0, *WAIT_BUCKETS, float('inf'))  # bucket i holds waits in (_BOUNDS[i], _BOUNDS[i + 1]]
+
+
+class QueueWaitHistogram:
+    """Tasks per wait bucket (not cumulative; the last is above every bound) and their sum.
+
+    Written by the thread that hands tasks out; the metrics flusher only copies it.
+    """
+
+    __slots__ = ('_high', '_index', '_low', 'counts', 'total')
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(WAIT_BUCKETS) + 1)
+        self.total = 0.0
+        # the bucket of the previous wait: consecutive tasks mostly share one
+        self._index, self._low, self._high = 0, -1.0, 0.0
+
+    def observe_since(self, ready_at: float) -> None:
+        """A task ready at ``ready_at`` (seconds since the epoch) starts now."""
+        wait = time.time() - ready_at
+        if wait < 0.0:
+            wait = 0.0
+        if self._low < wait <= self._high:
+            self.counts[self._index] += 1
+        else:
+            index = bisect.bisect_left(WAIT_BUCKETS, wait)
+            self.counts[index] += 1
+            self._index, self._low, self._high = index, _BOUNDS[index], _BOUNDS[index + 1]
+        self.total += wait
