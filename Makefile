@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: run test reliability-figures bench soak lint tools install clean
+.PHONY: run test reliability-figures bench soak lint tools images install clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: install
 
 tools:
 	bash scripts/build-tools.sh
+
+# sergeant-worker and sergeant-operator with podman (installed if missing); see scripts/images.sh
+images:
+	bash scripts/images.sh
 
 test: install tools
 	bash scripts/ensure-redis.sh

@@ -9,32 +9,55 @@
 #
 #   FROM sergeant-worker
 #   USER root
-#   RUN pip install --no-cache-dir -r requirements.txt   # your dependencies, if any
+#   COPY requirements.txt /tmp/requirements.txt
+#   RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 #   COPY app/ /app/app/
 #   USER 10001
 #
 # The supervisor is PID 1: it reaps orphans and drains on SIGTERM (`docker stop -t 30`, since the drain
 # lasts up to --drain-timeout, 20 s by default). /metrics, /healthz and /readyz are on port 9808: change
 # it with SERGEANT_METRICS_PORT (not the flag), so that HEALTHCHECK follows.
+#
+# Build arguments: PYTHON_IMAGE, the base; WHEELS=source (default) builds the wheels from this context
+# (network needed), WHEELS=prebuilt installs them offline from the build context `wheels`
+# (`--build-context wheels=DIR`, a folder holding the sergeant wheel and every dependency's: what
+# `make images` passes); VERSION and SOURCE_URL fill the OCI labels.
 
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
+ARG WHEELS=source
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${PYTHON_IMAGE} AS wheels-source
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY sergeant/ sergeant/
 COPY operator/ operator/
-# The wheel, then a virtual environment holding it and its dependencies at their pinned versions.
-RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && python -m venv /opt/sergeant \
-    && /opt/sergeant/bin/pip install --no-cache-dir --constraint constraints.txt /wheels/sergeant-*.whl
+RUN python -m pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE} AS wheels-prebuilt
+# hadolint ignore=DL3022
+COPY --from=wheels . /wheels/
+
+# one of the two stages above, by name (hadolint cannot tell it is a stage)
+# hadolint ignore=DL3006
+FROM wheels-${WHEELS} AS selected-wheels
+
+# A virtual environment holding sergeant and its dependencies, installed offline from the wheels
+# (it keeps pip, so that images FROM sergeant-worker can `pip install` their own requirements).
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=selected-wheels /wheels /wheels
+RUN python -m venv /opt/sergeant \
+    && /opt/sergeant/bin/pip install --no-cache-dir --no-index --find-links /wheels sergeant
 
 FROM ${PYTHON_IMAGE}
+ARG VERSION=1.0.0a1
+ARG SOURCE_URL=https://github.com/Intsights/Sergeant
 LABEL org.opencontainers.image.title="sergeant-worker" \
       org.opencontainers.image.description="Sergeant task queue worker supervisor" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="MIT"
-RUN groupadd --system --gid 10001 sergeant \
-    && useradd --system --uid 10001 --gid sergeant --create-home --home-dir /home/sergeant \
+RUN groupadd --gid 10001 sergeant \
+    && useradd --uid 10001 --gid sergeant --no-log-init --create-home --home-dir /home/sergeant \
         --shell /usr/sbin/nologin sergeant
 COPY --from=build /opt/sergeant /opt/sergeant
 WORKDIR /app

@@ -1,5 +1,9 @@
-"""Fixtures of the image tests: a real Redis, and supervisors started from an image's command line.
+"""Fixtures of the image tests: a real Redis, the images built once per session, supervisors started
+from an image's command line.
 
+``images`` builds sergeant-worker and sergeant-operator with scripts/images.sh
+(what ``make images`` runs) unless they are up to date, once per session, and
+fails with the script's output if podman cannot build them here.
 ``supervise`` (from tests/supervisor) starts a command as a process, records what
 its workers did, and kills whatever is left at teardown. ``helm`` and the API
 server fixtures (``kube_api``, ``kube_client``, ``kube_namespace``) come from
@@ -14,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.docker.podman import build_images
 from tests.helm.conftest import helm  # noqa: F401 - fixtures
 from tests.servers.redis import running_redis
 from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures
@@ -23,3 +28,8 @@ from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - 
 def redis_settings(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with running_redis(tmp_path / 'redis') as server:
         yield {'type': 'redis', 'params': {'url': server.url}}
+
+
+@pytest.fixture(scope='session')
+def images() -> None:
+    build_images()

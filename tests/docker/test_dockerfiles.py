@@ -19,6 +19,7 @@ from tests.docker.dockerfile import (
     healthcheck,
     stages,
 )
+from tests.docker.podman import VERSION
 
 HADOLINT = Path(sys.executable).parent / 'hadolint'
 DOCKERFILES = {WORKER_DOCKERFILE: WORKER_METRICS_PORT, OPERATOR_DOCKERFILE: OPERATOR_METRICS_PORT}
@@ -50,14 +51,33 @@ def test_hadolint_does_report_what_it_should() -> None:
 
 
 @each_dockerfile
-def test_a_slim_pinned_base_and_a_separate_build_stage(dockerfile: Path) -> None:
-    build, final = stages(dockerfile)
+def test_a_slim_pinned_base_and_separate_build_stages(dockerfile: Path) -> None:
+    *builders, final = stages(dockerfile)
+    by_name = {stage.name: stage for stage in builders}
 
-    assert build.name == 'build'
     image, _, tag = final.base.partition(':')
     assert image == 'python' and 'slim' in tag and tag[0].isdigit()
-    assert any('--from=build' in copy for copy in final.all('COPY'))
-    assert not any('pip wheel' in run for run in final.all('RUN')), 'the wheel is built in the build stage'
+    assert final.all('COPY') == ['--from=build /opt/sergeant /opt/sergeant'], 'only the venv is copied'
+    assert not any('pip' in run for run in final.all('RUN')), (
+        'nothing is built or installed in the final stage'
+    )
+    # the wheels: built from the context by default, or taken from the build context `wheels`
+    assert set(by_name) == {'wheels-source', 'wheels-prebuilt', 'selected-wheels', 'build'}
+    assert by_name['selected-wheels'].base == 'wheels-source', 'WHEELS defaults to source'
+    assert any('pip wheel' in run for run in by_name['wheels-source'].all('RUN'))
+    assert by_name['wheels-prebuilt'].all('COPY') == ['--from=wheels . /wheels/']
+    [install] = by_name['build'].all('RUN')
+    assert '--no-index --find-links /wheels' in install, 'installed offline, whichever the wheels'
+
+
+@each_dockerfile
+def test_the_version_label_defaults_to_the_package_version(dockerfile: Path) -> None:
+    args = dict(arg.partition('=')[::2] for arg in final_stage(dockerfile).all('ARG'))
+    labels = ' '.join(final_stage(dockerfile).all('LABEL'))
+
+    assert args['VERSION'] == VERSION  # make images passes it; a plain `docker build` gets this default
+    for key in ('title', 'description', 'version', 'source', 'licenses'):
+        assert f'org.opencontainers.image.{key}=' in labels
 
 
 @each_dockerfile
