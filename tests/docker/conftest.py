@@ -1,13 +1,10 @@
-"""Fixtures of the image tests: a real Redis, the images built once per session, supervisors started
-from an image's command line.
+"""Fixtures of the image tests: a real Redis, and the images built once per session.
 
 ``images`` builds sergeant-worker and sergeant-operator with scripts/images.sh
-(what ``make images`` runs) unless they are up to date, once per session, and
-fails with the script's output if podman cannot build them here.
-``supervise`` (from tests/supervisor) starts a command as a process, records what
-its workers did, and kills whatever is left at teardown. ``helm`` and the API
-server fixtures (``kube_api``, ``kube_client``, ``kube_namespace``) come from
-tests/helm and tests/conftest.py.
+(what ``make images`` runs) unless they are up to date with the sources, once per
+session, and fails with the script's output if podman cannot build them here.
+``helm`` and the API server fixtures (``kube_api``, ``kube_client``,
+``kube_namespace``) come from tests/helm and tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import pytest
 from tests.docker.podman import build_images
 from tests.helm.conftest import helm  # noqa: F401 - fixtures
 from tests.servers.redis import running_redis
-from tests.supervisor.conftest import local_settings, supervise  # noqa: F401 - fixtures
 
 
 @pytest.fixture

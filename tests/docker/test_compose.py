@@ -1,11 +1,16 @@
 """docker/docker-compose.yml, the local playground: its structure, the files it mounts, the wiring of
-Prometheus and Grafana, and its worker and producer run as compose would run them, against real Redis."""
+Prometheus and Grafana, and its worker and producer services run with podman in the locally built
+sergeant-worker image, with the services' own settings, against the test Redis.
+
+podman-compose itself is not run: its images of Redis, Prometheus and Grafana cannot be pulled here,
+and Debian's podman-compose 1.0.3 starts dependencies despite --no-deps and adds the project network
+next to a service's host network.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-import signal
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,10 +20,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sergeant.supervisor.options import DEFAULT_DRAIN_TIMEOUT, DEFAULT_METRICS_PORT
-from tests.docker.dockerfile import DOCKER, WORKER_DOCKERFILE, entrypoint, final_stage
-from tests.docker.image import REPO, container_env
+from tests.docker.dockerfile import DOCKER, WORKER_DOCKERFILE, final_stage
+from tests.docker.podman import REPO, WORKER_IMAGE, container, env_flags, run, volume
 from tests.servers.ports import free_port
-from tests.supervisor.conftest import Supervise, wait_until
+from tests.supervisor.conftest import wait_until
 
 COMPOSE_FILE = DOCKER / 'docker-compose.yml'
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())  # PyYAML resolves the << merge keys
@@ -29,8 +34,8 @@ BUILT = [name for name, service in SERVICES.items() if 'build' in service]
 def mounts(service: str) -> dict[str, Path]:
     """Container path -> host path of a service's bind mounts (all of them read-only)."""
     found = {}
-    for volume in SERVICES[service].get('volumes', []):
-        source, target, mode = volume.split(':')
+    for entry in SERVICES[service].get('volumes', []):
+        source, target, mode = entry.split(':')
         assert mode == 'ro', f'{service} mounts {source} writable'
         found[target] = (DOCKER / source).resolve()
     return found
@@ -148,41 +153,55 @@ def scrape(port: int) -> dict[str, float]:
     return totals
 
 
-def test_the_worker_and_producer_run_as_compose_runs_them(
-    supervise: Supervise, redis_settings: dict[str, Any], tmp_path: Path
-) -> None:
-    # given the services' command lines and variables, the broker being the test's Redis
-    app = host_file('worker', '/app')
+def service_flags(name: str, broker_url: str, metrics_port: int) -> list[str]:
+    """`podman run` flags of a compose service, as compose would set them, on the host network instead of
+    the project's (the broker is the test's Redis on loopback; no ports to publish)."""
+    service = SERVICES[name]
+    flags = ['--read-only'] if service.get('read_only') else []
+    flags += [flag for path in service.get('tmpfs', []) for flag in ('--tmpfs', path)]
+    flags += [flag for capability in service.get('cap_drop', []) for flag in ('--cap-drop', capability)]
+    flags += [flag for option in service.get('security_opt', []) for flag in ('--security-opt', option)]
+    for target, source in mounts(name).items():
+        flags += volume(source, target, read_only=True)
+    if 'entrypoint' in service:
+        flags += ['--entrypoint', json.dumps(service['entrypoint'])]
+    variables = service['environment'] | {
+        'SERGEANT_BROKER_URL': broker_url,
+        'SERGEANT_METRICS_PORT': str(metrics_port),
+    }
+    return flags + env_flags(variables)
+
+
+@pytest.mark.usefixtures('images')
+def test_the_worker_and_producer_services_run_in_the_worker_image(redis_settings: dict[str, Any]) -> None:
+    # given the worker service's container (the locally built image, the service's lock-down, its mount)
+    broker_url = redis_settings['params']['url']
     port = free_port()
-    service_env = SERVICES['worker']['environment'] | {'SERGEANT_BROKER_URL': redis_settings['params']['url']}
-    variables = container_env(WORKER_DOCKERFILE, app=app, SERGEANT_METRICS_PORT=str(port), **service_env)
-    worker = supervise(
-        None, None, *SERVICES['worker']['command'], env=variables, command=entrypoint(WORKER_DOCKERFILE)
-    )
+    worker_flags = service_flags('worker', broker_url, port)
     producer = SERVICES['producer']
     # the producer pushes 3 batches at once instead of one every few seconds for ever
-    producer_command = [*producer['entrypoint'], *producer['command'], '--rounds', '3', '--every', '0']
+    producer_command = [*producer['command'], '--rounds', '3', '--every', '0']
 
-    # when the producer runs
-    result = subprocess.run(
-        producer_command, env=variables, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    with container(WORKER_IMAGE, *SERVICES['worker']['command'], flags=worker_flags) as worker:
+        # when the producer service's container runs
+        result = run(WORKER_IMAGE, *producer_command, flags=service_flags('producer', broker_url, 0))
 
-    # then its tasks are worked off, and the worker's /metrics shows them
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count('pushed batch') == 3
-    tasks = 3 * int(producer['command'][producer['command'].index('--tasks') + 1])
+        # then its tasks are worked off, and the worker's /metrics shows them
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count('pushed batch') == 3
+        tasks = 3 * int(producer['command'][producer['command'].index('--tasks') + 1])
 
-    def all_done() -> bool:
-        try:
-            totals = scrape(port)
-        except OSError:
-            return False
-        # a task ends in success, or (5% failures, max_retries=2: rarely) in max_retries, dead-lettered
-        ended = totals.get('success', 0) + totals.get('max_retries', 0) + totals.get('dead_letter', 0)
-        return ended >= tasks
+        def all_done() -> bool:
+            try:
+                totals = scrape(port)
+            except OSError:
+                return False
+            # a task ends in success, or (5% failures, max_retries=2: rarely) in max_retries, dead-lettered
+            ended = totals.get('success', 0) + totals.get('max_retries', 0) + totals.get('dead_letter', 0)
+            return ended >= tasks
 
-    wait_until(all_done, 60, 'the pushed tasks worked off', 0.5)
-    assert scrape(port).get('success', 0) > 0
-    worker.send(signal.SIGTERM)
-    assert worker.wait(40) == 0, worker.log()
+        wait_until(all_done, 60, 'the pushed tasks worked off', 0.5)
+        assert scrape(port).get('success', 0) > 0
+        grace = int(seconds(SERVICES['worker']['stop_grace_period']))
+        exit_code, took = worker.stop(grace)
+        assert exit_code == 0 and took < grace, worker.logs()

@@ -1,11 +1,13 @@
-"""The operator image as the chart deploys it, without Docker or a kubelet.
+"""The operator image as the chart deploys it, run with podman against the test API server.
 
 `helm install` puts the chart into a real API server (CRD, ServiceAccount, RBAC,
-Deployment, a worker pool from values); then the image's ENTRYPOINT runs as a
-process with the arguments and variables of the chart's Deployment, signed in
-with a token of the chart's ServiceAccount, so the chart's RBAC is what it gets.
-It must scale the pool from a real Redis queue, pass its HEALTHCHECK, and stop
-cleanly on SIGTERM.
+Deployment, a worker pool from values); then `podman run sergeant-operator` runs
+with the arguments and variables of the chart's Deployment, as the pod's security
+context asks (read-only root filesystem, tmpfs /tmp), signed in with a token of the
+chart's ServiceAccount through a mounted kubeconfig, so the chart's RBAC is what it
+gets. It must reconcile the SergeantWorker into a Deployment, scale it from a real
+Redis queue, answer its probes, pass `podman healthcheck run`, and exit 0 on
+`podman stop`.
 """
 
 from __future__ import annotations
@@ -13,29 +15,31 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import signal
-import subprocess
+import shutil
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.docker.dockerfile import OPERATOR_DOCKERFILE, entrypoint
-from tests.docker.image import container_env, run_healthcheck
+from tests.docker.podman import OPERATOR_IMAGE, Container, container, env_flags, volume
 from tests.helm.conftest import CHART, Helm
 from tests.servers.kube import KubeAPIServer
 from tests.servers.ports import free_port
 from tests.supervisor.conftest import QUEUE, broker_for, push_ids
 
+pytestmark = pytest.mark.usefixtures('images')
+
 RELEASE = 'rel'
 POD_NAME = f'{RELEASE}-sergeant-operator-7d9f8-abcde'
 TASKS = 25
 TASKS_PER_REPLICA = 10
+SECRETS = '/var/run/sergeant'  # where the kubeconfig and the API server's CA are mounted
 
 
 def worker_values(redis_url: str) -> dict[str, Any]:
@@ -56,24 +60,25 @@ def worker_values(redis_url: str) -> dict[str, Any]:
     }
 
 
-def service_account_kubeconfig(kube_api: KubeAPIServer, token: str, path: Path) -> Path:
-    """A kubeconfig signing in as a ServiceAccount: what the pod's mounted token gives the operator."""
+def service_account_secrets(kube_api: KubeAPIServer, token: str, folder: Path) -> Path:
+    """A folder to mount at SECRETS: a kubeconfig signing in as a ServiceAccount (what the pod's mounted
+    token gives the operator) and the CA it names; readable by the container's uid 10001."""
+    folder.mkdir()
+    shutil.copyfile(kube_api.ca_path, folder / 'ca.crt')
     config = {
         'apiVersion': 'v1',
         'kind': 'Config',
         'current-context': 'pod',
         'clusters': [
-            {
-                'name': 'api',
-                'cluster': {'server': kube_api.url, 'certificate-authority': str(kube_api.ca_path)},
-            }
+            {'name': 'api', 'cluster': {'server': kube_api.url, 'certificate-authority': f'{SECRETS}/ca.crt'}}
         ],
         'users': [{'name': 'service-account', 'user': {'token': token}}],
         'contexts': [{'name': 'pod', 'context': {'cluster': 'api', 'user': 'service-account'}}],
     }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    (folder / 'kubeconfig').write_text(json.dumps(config))
+    for path in (folder, folder / 'ca.crt', folder / 'kubeconfig'):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # a test's throwaway token
+    return folder
 
 
 def pod_env(container: client.V1Container, field_values: dict[str, str]) -> dict[str, str]:
@@ -87,19 +92,13 @@ def pod_env(container: client.V1Container, field_values: dict[str, str]) -> dict
     return variables
 
 
-@contextlib.contextmanager
-def started(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open('wb') as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
+def probe(port: int, path: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(f'http://127.0.0.1:{port}{path}', timeout=3):
+        return True
+    return False
 
 
-def eventually(check: Callable[[], Any], what: str, log_path: Path, timeout: float = 60) -> Any:
+def eventually(check: Callable[[], Any], what: str, operator: Container, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(ApiException):
@@ -108,7 +107,7 @@ def eventually(check: Callable[[], Any], what: str, log_path: Path, timeout: flo
                 return result
         if time.monotonic() > deadline:
             raise AssertionError(
-                f'not within {timeout:.0f} s: {what}\n--- operator log ---\n{log_path.read_text()}'
+                f'not within {timeout:.0f} s: {what}\n--- operator log ---\n{operator.logs()}'
             )
         time.sleep(0.2)
 
@@ -143,71 +142,64 @@ def test_the_operator_image_runs_the_chart_deployment_and_scales_a_pool(
     apps, core = client.AppsV1Api(kube_client), client.CoreV1Api(kube_client)
     deployment = apps.read_namespaced_deployment(f'{RELEASE}-sergeant-operator', kube_namespace)
     pod = deployment.spec.template.spec
-    [container] = pod.containers
+    [pod_container] = pod.containers
+    assert pod_container.security_context.read_only_root_filesystem is True
     token = core.create_namespaced_service_account_token(
         pod.service_account_name,
         kube_namespace,
         client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
     ).status.token
-    kubeconfig = service_account_kubeconfig(kube_api, token, tmp_path / 'pod-kubeconfig')
-    variables = container_env(
-        OPERATOR_DOCKERFILE,
-        **pod_env(container, {'metadata.namespace': kube_namespace, 'metadata.name': POD_NAME}),
-        SERGEANT_OPERATOR_METRICS_PORT=str(metrics_port),
-        SERGEANT_OPERATOR_KUBECONFIG=str(kubeconfig),  # in a pod: the mounted token instead
-    )
-    base = {
-        key: value for key, value in os.environ.items() if not key.startswith(('SERGEANT_', 'KUBECONFIG'))
+    secrets = service_account_secrets(kube_api, token, tmp_path / 'secrets')
+    variables = pod_env(pod_container, {'metadata.namespace': kube_namespace, 'metadata.name': POD_NAME}) | {
+        'SERGEANT_OPERATOR_METRICS_PORT': str(metrics_port),
+        'SERGEANT_OPERATOR_KUBECONFIG': f'{SECRETS}/kubeconfig',  # in a pod: the mounted token instead
     }
-    command = [*entrypoint(OPERATOR_DOCKERFILE), *(container.command or []), *container.args]
-    log_path = tmp_path / 'operator.log'
+    flags = [
+        '--read-only', '--tmpfs', '/tmp',
+        *volume(secrets, SECRETS, read_only=True),
+        *env_flags(variables),
+    ]  # fmt: skip
+    arguments = [*(pod_container.command or []), *pod_container.args]
 
-    # when the image's entrypoint runs with them
-    with started(command, base | variables, log_path) as operator:
-        # then it passes its HEALTHCHECK, takes the Lease and scales the pool to ceil(25 / 10) replicas
-        eventually(
-            lambda: run_healthcheck(OPERATOR_DOCKERFILE, variables) == 0, 'a passing HEALTHCHECK', log_path
-        )
+    # when the image runs with them
+    with container(OPERATOR_IMAGE, *arguments, flags=flags) as operator:
+        # then it answers its probes, passes its HEALTHCHECK, takes the Lease and renders the pool's
+        # Deployment, scaled to ceil(25 / 10) replicas
+        eventually(lambda: probe(metrics_port, '/healthz'), '/healthz answering', operator)
+        eventually(lambda: operator.healthcheck() == 0, 'a passing HEALTHCHECK', operator)
         worker_deployment = eventually(
             lambda: apps.read_namespaced_deployment('crawler', kube_namespace),
             'the pool Deployment',
-            log_path,
+            operator,
         )
         assert worker_deployment.metadata.owner_references[0].kind == 'SergeantWorker'
+        [worker_container] = worker_deployment.spec.template.spec.containers
+        assert worker_container.image == 'registry.example/crawler:1'
         wanted = math.ceil(TASKS / TASKS_PER_REPLICA)
         eventually(
             lambda: apps.read_namespaced_deployment('crawler', kube_namespace).spec.replicas == wanted,
             f'{wanted} replicas',
-            log_path,
+            operator,
         )
         objects = client.CustomObjectsApi(kube_client)
-        status = eventually(
-            lambda: objects.get_namespaced_custom_object(
+
+        def status() -> dict[str, Any]:
+            found = objects.get_namespaced_custom_object(
                 'sergeant.io', 'v1alpha1', kube_namespace, 'sergeantworkers', 'crawler'
-            ).get('status'),
-            'a status',
-            log_path,
-        )
-        eventually(
-            lambda: (
-                objects.get_namespaced_custom_object(
-                    'sergeant.io', 'v1alpha1', kube_namespace, 'sergeantworkers', 'crawler'
-                )['status'].get('queueLength')
-                == TASKS
-            ),
-            'the queue length in the status',
-            log_path,
-        )
+            )
+            return found.get('status') or {}
+
+        eventually(lambda: status().get('queueLength') == TASKS, 'the queue length in the status', operator)
         lease = client.CoordinationV1Api(kube_client).read_namespaced_lease(
             f'{RELEASE}-sergeant-operator', kube_namespace
         )
         assert lease.spec.holder_identity == POD_NAME
+        assert probe(metrics_port, '/metrics')
 
-        # and SIGTERM (what the kubelet sends) stops it cleanly and promptly
-        operator.send_signal(signal.SIGTERM)
-        assert operator.wait(20) == 0, log_path.read_text()
+        # and `podman stop` (SIGTERM, as the kubelet sends it) stops it cleanly and promptly
+        exit_code, took = operator.stop(20)
+        log = operator.logs()
+        assert exit_code == 0, log
+        assert took < 20, log
 
-    log = log_path.read_text()
-    assert status is not None
     assert 'Forbidden' not in log and ' 403' not in log, 'the chart RBAC lacks a permission:\n' + log
-    assert run_healthcheck(OPERATOR_DOCKERFILE, variables) != 0
