@@ -41,8 +41,9 @@ test: install tools
 # the fault suite (about 7 minutes), then the figures each test recorded as a Markdown table:
 # pytest's report goes to stderr, the table to stdout (make -s reliability-figures > figures.md);
 # exits with pytest's status, after the table
-reliability-figures: install tools
-	bash scripts/ensure-redis.sh
+reliability-figures: install
+	bash scripts/build-tools.sh >&2
+	bash scripts/ensure-redis.sh >&2
 	@junit=$$(mktemp -t reliability-XXXXXX) || exit; trap 'rm -f "$$junit"' EXIT; \
 	$(BIN)/pytest tests/reliability --junitxml="$$junit" -o junit_family=xunit1 >&2; status=$$?; \
 	$(BIN)/python -m tests.reliability.figures "$$junit"; exit $$status

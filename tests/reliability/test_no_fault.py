@@ -13,21 +13,24 @@ were kept for everything a worker holds).
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
-from tests.reliability.conftest import dead_letters, queue_is_empty, tally
+from tests.reliability.conftest import Record, dead_letters, queue_is_empty, record_tally, since, tally
 from tests.supervisor.conftest import Supervise, broker_for, push_ids, wait_until
 
 TASKS = {'local': 600, 'redis': 600, 'mongo': 300}
 
 
 def test_without_faults_every_task_runs_exactly_once_under_short_leases(
-    supervise: Supervise, broker_settings: dict[str, Any]
+    supervise: Supervise, broker_settings: dict[str, Any], record_property: Record
 ) -> None:
     # given a queue of no-op tasks
     tasks = TASKS[broker_settings['type']]
     broker = broker_for(broker_settings)
     push_ids(broker, range(tasks))
+    record_property('tasks', tasks)
+    started = time.monotonic()
 
     # when three workers consume them one at a time with 0.5 s leases
     run = supervise(
@@ -42,8 +45,12 @@ def test_without_faults_every_task_runs_exactly_once_under_short_leases(
     # then every task runs exactly once, and nothing is left
     wait_until(lambda: len(set(run.processed_ids())) >= tasks, 240, 'every task processed', interval=0.2)
     wait_until(lambda: queue_is_empty(broker), 30, 'no task left ready or in flight')
+    record_property('wall_s', since(started))
     counts = tally(run.processed_ids(), range(tasks))
+    record_tally(record_property, counts, duplicate_bound=0)
     assert counts.lost == [] and counts.strangers == [] and counts.duplicates == 0, counts
-    assert dead_letters(broker) == []
+    letters = dead_letters(broker)
+    record_property('dead_letters', len(letters))
+    assert letters == []
     run.send(signal.SIGTERM)
     assert run.wait(60) == 0
