@@ -12,7 +12,7 @@
 #      version and `latest`, and prints each image's size and what it adds over the base.
 #
 # The cache lives outside the clone, so a fresh clone on the same machine reuses it:
-# ${XDG_CACHE_HOME:-$HOME/.cache}/sergeant/images. An image whose label io.sergeant.source-digest
+# ${SERGEANT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sergeant}/images. An image whose label io.sergeant.source-digest
 # matches the digest of what it is built from (pyproject.toml, constraints.txt, sergeant/, operator/,
 # its Dockerfile) is kept as it is; IMAGES_FORCE=1 rebuilds it anyway. The tests call this script too.
 set -euo pipefail
@@ -24,7 +24,7 @@ SOURCE_URL="${SERGEANT_SOURCE_URL:-https://github.com/Intsights/Sergeant}"
 PACKAGES=(podman buildah runc uidmap slirp4netns fuse-overlayfs mmdebstrap)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/sergeant/images"
+cache="${SERGEANT_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/sergeant}/images"
 
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then
