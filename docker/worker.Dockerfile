@@ -21,7 +21,8 @@
 # Build arguments: PYTHON_IMAGE, the base; WHEELS=source (default) builds the wheels from this context
 # (network needed), WHEELS=prebuilt installs them offline from the build context `wheels`
 # (`--build-context wheels=DIR`, a folder holding the sergeant wheel and every dependency's: what
-# `make images` passes); VERSION and SOURCE_URL fill the OCI labels.
+# `make images` passes); VERSION and SOURCE_URL fill the OCI labels. podman 4.3 (buildah 1.28) picks
+# the wheels stage only from an argument given on its command line: add `--build-arg WHEELS=source`.
 
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
 ARG WHEELS=source

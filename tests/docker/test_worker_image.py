@@ -22,6 +22,7 @@ import pytest
 from tests.docker.podman import (
     BASE_IMAGE,
     OPERATOR_IMAGE,
+    RUNTIME,
     VERSION,
     WORKER_IMAGE,
     Container,
@@ -124,6 +125,20 @@ def test_the_image_keeps_no_build_tool_wheel_cache_or_host_setting(image: str) -
     )
     result = run(image, '-c', script, flags=('--user', '0', '--entrypoint', 'sh'))
     assert (result.returncode, result.stdout) == (0, ''), result.stdout + result.stderr
+
+
+def test_by_default_the_wheels_are_built_from_the_source_in_the_context() -> None:
+    # given no network, the default build gets as far as building the wheels from the source, so a
+    # user's `docker build -f docker/worker.Dockerfile .` builds them, where the network is reachable
+    result = podman(
+        'build', '--format', 'docker', *RUNTIME, '--network', 'none', '--pull=never',
+        '--file', str(REPO / 'docker' / 'worker.Dockerfile'),
+        '--build-arg', f'PYTHON_IMAGE={BASE_IMAGE}', '--build-arg', 'WHEELS=source', str(REPO),
+        timeout=300, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert 'AS wheels-source' in result.stdout and 'pip wheel' in result.stdout, result.stdout + result.stderr
 
 
 def test_a_mounted_worker_module_works_the_queue_and_drains_on_stop(
