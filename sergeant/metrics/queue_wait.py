@@ -16,7 +16,9 @@ import time
 WAIT_BUCKETS: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 )  # fmt: skip
-_BOUNDS = (-1.0, *WAIT_BUCKETS, float('inf'))  # bucket i holds waits in (_BOUNDS[i], _BOUNDS[i + 1]]
+_now = time.time
+# bucket i holds waits in (_BOUNDS[i], _BOUNDS[i + 1]]; a wait of 0 (or below) takes the slow path to bucket 0
+_BOUNDS = (0.0, *WAIT_BUCKETS, float('inf'))
 
 
 class QueueWaitHistogram:
@@ -31,17 +33,18 @@ class QueueWaitHistogram:
         self.counts = [0] * (len(WAIT_BUCKETS) + 1)
         self.total = 0.0
         # the bucket of the previous wait: consecutive tasks mostly share one
-        self._index, self._low, self._high = 0, -1.0, 0.0
+        self._index, self._low, self._high = 0, 0.0, 0.0
 
     def observe_since(self, ready_at: float) -> None:
         """A task ready at ``ready_at`` (seconds since the epoch) starts now."""
-        wait = time.time() - ready_at
+        wait = _now() - ready_at
+        if self._low < wait <= self._high:  # the bucket of the previous wait: the common case
+            self.counts[self._index] += 1
+            self.total += wait
+            return
         if wait < 0.0:
             wait = 0.0
-        if self._low < wait <= self._high:
-            self.counts[self._index] += 1
-        else:
-            index = bisect.bisect_left(WAIT_BUCKETS, wait)
-            self.counts[index] += 1
-            self._index, self._low, self._high = index, _BOUNDS[index], _BOUNDS[index + 1]
+        index = bisect.bisect_left(WAIT_BUCKETS, wait)
+        self.counts[index] += 1
         self.total += wait
+        self._index, self._low, self._high = index, _BOUNDS[index], _BOUNDS[index + 1]

@@ -12,7 +12,7 @@ from sergeant.metrics import WAIT_BUCKETS, QueueWaitHistogram, queue_wait
 @pytest.fixture
 def now(monkeypatch: pytest.MonkeyPatch) -> float:
     fixed = 1_800_000_000.0
-    monkeypatch.setattr(queue_wait.time, 'time', lambda: fixed)
+    monkeypatch.setattr(queue_wait, '_now', lambda: fixed)
     return fixed
 
 
