@@ -205,3 +205,11 @@ def test_the_worker_and_producer_services_run_in_the_worker_image(redis_settings
         grace = int(seconds(SERVICES['worker']['stop_grace_period']))
         exit_code, took = worker.stop(grace)
         assert exit_code == 0 and took < grace, worker.logs()
+
+
+def test_prometheus_loads_the_alert_rules_the_chart_ships() -> None:
+    config = yaml.safe_load(host_file('prometheus', '/etc/prometheus/prometheus.yml').read_text())
+
+    [rules] = [host_file('prometheus', path) for path in config['rule_files']]
+    shipped = DOCKER.parent / 'helm' / 'sergeant' / 'rules' / 'sergeant.rules.yaml'
+    assert rules.resolve() == shipped.resolve()
