@@ -71,7 +71,10 @@ def test_with_every_option_the_notes_list_pools_monitors_and_dashboard(helm: Hel
 
     assert 'crawler in ops: app.workers.Crawler on queue crawl' in notes
     assert 'reports in batch: reports.worker.Builder on queue reports' in notes
-    assert 'ServiceMonitor rel-sgt-operator, PodMonitor rel-sgt-workers in namespace ops' in notes
+    assert (
+        'ServiceMonitor rel-sgt-operator, PodMonitor rel-sgt-workers, '
+        'PrometheusRule rel-sgt-alerts in namespace ops' in notes
+    )
     assert 'ConfigMap rel-sgt-dashboard (namespace monitoring)' in notes
     assert 'port-forward service/rel-sgt-operator 9090' in notes
 
