@@ -36,6 +36,9 @@ BROKER_TYPE_ENV = 'SERGEANT_BROKER_TYPE'
 BROKER_URL_ENV = 'SERGEANT_BROKER_URL'  # from spec.connector.url, or the Secret via secretKeyRef
 BROKER_PARAMS_ENV = 'SERGEANT_BROKER_PARAMS'  # spec.connector.params as JSON
 QUEUE_ENV = 'SERGEANT_QUEUE'
+# The pod's name, which its workers record as the owner of the leases they hold
+# (sergeant.lease_keeper.POD_NAME_VARIABLE): the operator's view of the work in flight per pod.
+POD_NAME_ENV = 'POD_NAME'
 
 TMP_VOLUME = 'tmp'
 POD_SECURITY_CONTEXT: dict[str, Any] = {'runAsNonRoot': True, 'seccompProfile': {'type': 'RuntimeDefault'}}
@@ -118,6 +121,10 @@ def broker_env(worker: WorkerResource) -> list[dict[str, Any]]:
     return env
 
 
+def _pod_name_env() -> dict[str, Any]:
+    return {'name': POD_NAME_ENV, 'valueFrom': {'fieldRef': {'fieldPath': 'metadata.name'}}}
+
+
 def _merged_env(ours: list[dict[str, Any]], theirs: object) -> list[dict[str, Any]]:
     """Our variables, then the template's; a template variable replaces ours of the same name."""
     merged = {entry['name']: entry for entry in ours}
@@ -134,7 +141,7 @@ def _container(worker: WorkerResource) -> dict[str, Any]:
         'name': CONTAINER_NAME,
         'image': spec.image,
         'command': supervisor_command(worker),
-        'env': _merged_env(broker_env(worker), template.get('env')),
+        'env': _merged_env([_pod_name_env(), *broker_env(worker)], template.get('env')),
         'ports': [{'name': METRICS_PORT_NAME, 'containerPort': METRICS_PORT, 'protocol': 'TCP'}],
         'securityContext': copy.deepcopy(template.get('securityContext') or CONTAINER_SECURITY_CONTEXT),
         'volumeMounts': [{'name': TMP_VOLUME, 'mountPath': '/tmp'}],

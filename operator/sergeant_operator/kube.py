@@ -204,6 +204,18 @@ class Kube:
     def create_event(self, namespace: str, event: Obj) -> None:
         _call(self._custom.create_namespaced_custom_object, 'events.k8s.io', 'v1', namespace, 'events', event)
 
+    # -- Pods -------------------------------------------------------------------------------
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+        """The pods of ``namespace`` matching ``label_selector``, as plain dicts."""
+        listing = _call(self._core.list_namespaced_pod, namespace, label_selector=label_selector)
+        return list(self.api_client.sanitize_for_serialization(listing).get('items') or [])
+
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations of one pod; NotFound when it is gone."""
+        body = {'metadata': {'annotations': annotations}}
+        _call(self._core.patch_namespaced_pod, name, namespace, body, _content_type=MERGE_PATCH)
+
     # -- Leases -----------------------------------------------------------------------------
 
     def get_lease(self, namespace: str, name: str) -> Obj | None:

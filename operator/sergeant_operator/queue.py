@@ -3,7 +3,8 @@
 :class:`QueueReader` builds a connector from ``spec.connector`` (taking the URL
 from a Secret for ``secretRef``), keeps it per resource while the connector spec
 and the Secret's value stay the same, and reads ``length`` (ready tasks, delayed
-ones excluded) and ``in_flight``. Every failure becomes a :class:`BrokerError`
+ones excluded) and ``in_flight``, and the leases each owner holds (for
+:mod:`.deletion_cost`). Every failure becomes a :class:`BrokerError`
 whose ``reason`` is the BrokerReachable condition's; after a failed reading the
 connector is closed and built afresh next time.
 """
@@ -56,17 +57,23 @@ class QueueReader:
         self._lock = threading.Lock()
 
     def read(self, worker: WorkerResource) -> Observation:
-        params = self._params(worker)
-        fingerprint = hashlib.sha256(
-            json.dumps([worker.spec.connector.type, params], sort_keys=True, default=str).encode()
-        ).hexdigest()
-        connector = self._connector(worker, params, fingerprint)
+        connector = self._connector_of(worker)
         queue = worker.spec.queue
         try:
             return Observation(ready=connector.length(queue), in_flight=connector.in_flight(queue))
         except ConnectorError as error:
             self.forget(worker.key)
             raise BrokerError(BROKER_UNREACHABLE, f'reading queue {queue!r} failed: {error}') from error
+
+    def leases_by_owner(self, worker: WorkerResource) -> dict[str, int]:
+        """Tasks leased right now per lease owner (``<pod or host name>/<pid>``)."""
+        connector = self._connector_of(worker)
+        queue = worker.spec.queue
+        try:
+            return connector.leases_by_owner(queue)
+        except ConnectorError as error:
+            self.forget(worker.key)
+            raise BrokerError(BROKER_UNREACHABLE, f'reading leases of {queue!r} failed: {error}') from error
 
     def forget(self, key: tuple[str, str]) -> None:
         """Close the connector of a resource (deleted, or whose connector failed)."""
@@ -94,6 +101,13 @@ class QueueReader:
             message = f'secret {spec.secret_ref.name!r}, key {spec.secret_ref.key!r}: {error}'
             raise BrokerError(SECRET_NOT_FOUND, message) from error
         return {'url': url.strip()}
+
+    def _connector_of(self, worker: WorkerResource) -> Connector:
+        params = self._params(worker)
+        fingerprint = hashlib.sha256(
+            json.dumps([worker.spec.connector.type, params], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        return self._connector(worker, params, fingerprint)
 
     def _connector(self, worker: WorkerResource, params: Mapping[str, Any], fingerprint: str) -> Connector:
         with self._lock:

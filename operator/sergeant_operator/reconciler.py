@@ -8,7 +8,8 @@ what the scaling policy remembers between polls. Each :meth:`~WorkerReconciler.r
 3. reads the queue and asks the policy for a count; when the queue cannot be
    read, it keeps the last decision (it never scales to zero on an error), sets
    BrokerReachable=False and records a Warning event;
-4. if this replica still leads, server-side-applies the Deployment with that
+4. if this replica still leads (and scales down), marks idle pods cheapest to
+   delete (:mod:`.deletion_cost`), server-side-applies the Deployment with that
    count, publishes it as ``spec.replicas`` through the scale subresource, and
    patches the status when it changed.
 """
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import deletion_cost
 from . import deployment as desired
 from .events import EventReporter
 from .kube import Kube, KubeError
@@ -117,6 +119,8 @@ class WorkerReconciler:
 
         if not self._is_leader():
             return Outcome(None, observation, 'NotLeader', scaling.polling_interval_seconds)
+        if current is not None and replicas < current:  # idle pods first: costs before the count
+            deletion_cost.mark_pods(self._kube, self._reader, worker)
         self._kube.apply_deployment(desired.desired_deployment(worker, replicas))
         if (obj.get('spec') or {}).get('replicas') != replicas:
             self._kube.scale_worker(worker.namespace, worker.name, replicas)

@@ -26,6 +26,7 @@ RESOURCES = {
     'events.k8s.io/v1/events': 'Event',
     'coordination.k8s.io/v1/leases': 'Lease',
     'v1/secrets': 'Secret',
+    'v1/pods': 'Pod',
 }
 
 

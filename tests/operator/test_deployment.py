@@ -9,6 +9,7 @@ from typing import Any
 from sergeant_operator.deployment import METRICS_PORT, desired_deployment, is_owned_by
 from sergeant_operator.resource import parse_worker
 
+from sergeant.lease_keeper import POD_NAME_VARIABLE
 from tests.operator.test_resource import MINIMAL, with_spec
 
 
@@ -50,6 +51,7 @@ def test_the_metrics_port_serves_the_probes() -> None:
 
 def test_the_broker_reaches_the_pods_as_environment_variables() -> None:
     assert env(build()) == {
+        'POD_NAME': {'fieldRef': {'fieldPath': 'metadata.name'}},
         'SERGEANT_BROKER_TYPE': 'redis',
         'SERGEANT_QUEUE': 'crawl',
         'SERGEANT_BROKER_URL': 'redis://broker:6379/0',
@@ -61,6 +63,12 @@ def test_the_broker_reaches_the_pods_as_environment_variables() -> None:
         )
         == params
     )
+
+
+def test_workers_know_their_pod_by_name_to_own_their_leases() -> None:
+    [pod_name] = [entry for entry in container(build())['env'] if entry['name'] == POD_NAME_VARIABLE]
+
+    assert pod_name == {'name': 'POD_NAME', 'valueFrom': {'fieldRef': {'fieldPath': 'metadata.name'}}}
 
 
 def test_the_signing_key_reaches_the_pods_from_its_secret() -> None:
