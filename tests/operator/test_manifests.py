@@ -27,6 +27,8 @@ NEEDED = {
     ('apps', 'deployments', 'update'),
     ('apps', 'deployments', 'patch'),
     ('', 'secrets', 'get'),
+    ('', 'pods', 'list'),
+    ('', 'pods', 'patch'),
     ('events.k8s.io', 'events', 'create'),
 }
 LEASES = {('coordination.k8s.io', 'leases', verb) for verb in ('get', 'create', 'update')}
