@@ -4,6 +4,10 @@ Every flag also reads a ``SERGEANT_OPERATOR_*`` environment variable (a flag
 wins), e.g. ``--namespace`` and ``SERGEANT_OPERATOR_NAMESPACE``. SIGTERM and
 SIGINT stop it cleanly: the loops stop and the Lease is released, so a standby
 replica takes over at once.
+
+``--manage-crd`` applies the bundled SergeantWorker CRD at start when the
+cluster's is missing or older (:mod:`.crd`); ``--allow-privileged-pods`` lets
+SergeantWorkers ask for privileged pods (:mod:`.security`), refused otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from types import FrameType
 
+from .crd import ensure_crd
 from .kube import Kube, KubeError, current_namespace, load_api_client
 from .leader import ElectionTimings, LeaderElector
 from .manager import Operator, OperatorSettings
@@ -33,6 +38,10 @@ ALL_NAMESPACES = 'all'
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f'SERGEANT_OPERATOR_{name}') or default
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    return (_env(name, str(default)) or '').lower() not in ('0', 'false', 'no', '')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     add('--lease-duration', type=float, default=float(_env('LEASE_DURATION', '15') or 15))
     add('--renew-deadline', type=float, default=float(_env('RENEW_DEADLINE', '10') or 10))
     add('--retry-period', type=float, default=float(_env('RETRY_PERIOD', '2') or 2))
+    add(
+        '--manage-crd',
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag('MANAGE_CRD', False),
+        help='at start, apply the bundled SergeantWorker CRD when the cluster has none or an older one '
+        '(needs get and patch on customresourcedefinitions; default off)',
+    )
+    add(
+        '--allow-privileged-pods',
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag('ALLOW_PRIVILEGED_PODS', False),
+        help='let SergeantWorkers ask for privileged containers, host namespaces, added capabilities, '
+        'root or privilege escalation (default: refused)',
+    )
     add('--log-level', default=_env('LOG_LEVEL', 'INFO'), choices=('DEBUG', 'INFO', 'WARNING', 'ERROR'))
     return parser
 
@@ -87,9 +110,10 @@ def build_operator(arguments: argparse.Namespace) -> Operator:
         timings = ElectionTimings(arguments.lease_duration, arguments.renew_deadline, arguments.retry_period)
         lease_namespace = arguments.lease_namespace or namespace or current_namespace()
         elector = LeaderElector(kube, lease_namespace, arguments.lease_name, identity, timings)
-    return Operator(
-        kube, OperatorSettings(namespace=namespace, identity=identity), OperatorMetrics(), elector
+    settings = OperatorSettings(
+        namespace=namespace, identity=identity, allow_privileged_pods=arguments.allow_privileged_pods
     )
+    return Operator(kube, settings, OperatorMetrics(), elector)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KubeError, ValueError) as error:
         print(f'sergeant-operator: {error}', file=sys.stderr)
         return 2
+    if arguments.manage_crd:
+        try:
+            logger.info('SergeantWorker CRD: %s', ensure_crd(operator.kube))
+        except (KubeError, TimeoutError) as error:  # the cluster's CRD still serves: carry on
+            logger.error('SergeantWorker CRD not applied: %s', error)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -10,9 +10,11 @@ variables, so the resource's fields cannot be overridden by mistake), serve
 ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness) on port
 ``METRICS_PORT``, and receive the broker's coordinates as environment variables
 that a worker's ``generate_config()`` may read (see :data:`BROKER_URL_ENV`).
-They run locked down unless ``spec.template`` says otherwise: not as root,
+They run locked down, meeting Pod Security's 'restricted' profile: not as root,
 seccomp's runtime default, no privilege escalation, no capabilities, and a
-read-only root filesystem with an in-memory ``/tmp``.
+read-only root filesystem with an in-memory ``/tmp``. ``spec.template``'s security
+contexts are merged over these defaults, so a template changes only the fields it
+names (what it may not ask for is :mod:`.security`'s).
 """
 
 from __future__ import annotations
@@ -135,6 +137,18 @@ def _merged_env(ours: list[dict[str, Any]], theirs: object) -> list[dict[str, An
     return list(merged.values())
 
 
+def _merged(defaults: Mapping[str, Any], overrides: object) -> dict[str, Any]:
+    """``overrides`` over ``defaults``, nested objects merged key by key."""
+    merged = copy.deepcopy(dict(defaults))
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                merged[key] = _merged(merged[key], value)
+            else:
+                merged[key] = copy.deepcopy(value)
+    return merged
+
+
 def _container(worker: WorkerResource) -> dict[str, Any]:
     spec, template = worker.spec, worker.spec.template
     container: dict[str, Any] = {
@@ -143,7 +157,7 @@ def _container(worker: WorkerResource) -> dict[str, Any]:
         'command': supervisor_command(worker),
         'env': _merged_env([_pod_name_env(), *broker_env(worker)], template.get('env')),
         'ports': [{'name': METRICS_PORT_NAME, 'containerPort': METRICS_PORT, 'protocol': 'TCP'}],
-        'securityContext': copy.deepcopy(template.get('securityContext') or CONTAINER_SECURITY_CONTEXT),
+        'securityContext': _merged(CONTAINER_SECURITY_CONTEXT, template.get('securityContext')),
         'volumeMounts': [{'name': TMP_VOLUME, 'mountPath': '/tmp'}],
         'livenessProbe': {
             'httpGet': {'path': '/healthz', 'port': METRICS_PORT_NAME},
@@ -166,8 +180,9 @@ def _container(worker: WorkerResource) -> dict[str, Any]:
     return container
 
 
-def desired_deployment(worker: WorkerResource, replicas: int) -> dict[str, Any]:
-    """The apply body of the worker's Deployment, running ``replicas`` pods."""
+def desired_deployment(worker: WorkerResource, replicas: int | None) -> dict[str, Any]:
+    """The apply body of the worker's Deployment, running ``replicas`` pods; with None the body
+    leaves ``spec.replicas`` to others (a HorizontalPodAutoscaler of the Deployment)."""
     template = worker.spec.template
     pod_labels = {**dict(template.get('labels') or {}), **common_labels(worker)}
     pod_annotations = {
@@ -178,13 +193,13 @@ def desired_deployment(worker: WorkerResource, replicas: int) -> dict[str, Any]:
     }
     pod_spec: dict[str, Any] = {
         'containers': [_container(worker)],
-        'securityContext': copy.deepcopy(template.get('podSecurityContext') or POD_SECURITY_CONTEXT),
+        'securityContext': _merged(POD_SECURITY_CONTEXT, template.get('podSecurityContext')),
         'volumes': [{'name': TMP_VOLUME, 'emptyDir': {'medium': 'Memory'}}],
     }
     for field in _POD_FIELDS:
         if template.get(field) not in (None, [], {}, ''):
             pod_spec[field] = template[field]
-    return {
+    body: dict[str, Any] = {
         'apiVersion': 'apps/v1',
         'kind': 'Deployment',
         'metadata': {
@@ -202,6 +217,9 @@ def desired_deployment(worker: WorkerResource, replicas: int) -> dict[str, Any]:
             },
         },
     }
+    if replicas is None:
+        del body['spec']['replicas']
+    return body
 
 
 def is_owned_by(deployment: Mapping[str, Any], worker: WorkerResource) -> bool:

@@ -179,12 +179,39 @@ class Kube:
         except NotFound:
             return None
 
-    def apply_deployment(self, body: Obj) -> None:
-        """Server-side apply as ``sergeant-operator``, taking over fields it is told to own."""
+    def apply_deployment(self, body: Obj, field_manager: str = FIELD_MANAGER) -> None:
+        """Server-side apply as ``field_manager``, taking over fields it is told to own."""
         metadata = body['metadata']
         _call(
             self._custom.patch_namespaced_custom_object,
             'apps', 'v1', metadata['namespace'], 'deployments', metadata['name'], body,
+            field_manager=field_manager, force=True, _content_type=APPLY_PATCH,
+        )  # fmt: skip
+
+    # -- HorizontalPodAutoscalers and the CRD ---------------------------------------------
+
+    def list_autoscalers(self, namespace: str) -> list[Obj]:
+        """The HorizontalPodAutoscalers (``autoscaling/v2``) of ``namespace``."""
+        listing = _call(
+            self._custom.list_namespaced_custom_object,
+            'autoscaling', 'v2', namespace, 'horizontalpodautoscalers',
+        )  # fmt: skip
+        return list(listing.get('items') or [])
+
+    def get_crd(self, name: str) -> Obj | None:
+        try:
+            return _call(
+                self._custom.get_cluster_custom_object,
+                'apiextensions.k8s.io', 'v1', 'customresourcedefinitions', name,
+            )  # fmt: skip
+        except NotFound:
+            return None
+
+    def apply_crd(self, body: Obj) -> None:
+        """Server-side apply of a CustomResourceDefinition as ``sergeant-operator``."""
+        _call(
+            self._custom.patch_cluster_custom_object,
+            'apiextensions.k8s.io', 'v1', 'customresourcedefinitions', body['metadata']['name'], body,
             field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
         )  # fmt: skip
 

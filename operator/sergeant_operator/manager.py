@@ -83,6 +83,7 @@ class OperatorSettings:
     identity: str
     watch_timeout_seconds: int = 60
     restart_delay_seconds: float = 2.0
+    allow_privileged_pods: bool = False  # see security.py: refused by default
 
 
 class Controller:
@@ -228,7 +229,12 @@ class Operator:
 
     def new_reconciler(self) -> WorkerReconciler:
         return WorkerReconciler(
-            self.kube, self.reader, self.metrics, self.events, is_leader=lambda: self.is_leader
+            self.kube,
+            self.reader,
+            self.metrics,
+            self.events,
+            is_leader=lambda: self.is_leader,
+            allow_privileged_pods=self.settings.allow_privileged_pods,
         )
 
     def run(self, stop: threading.Event) -> None:

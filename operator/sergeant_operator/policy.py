@@ -21,6 +21,10 @@ The rules, in order:
    seen within that window), so a noisy queue length does not make the pool flap.
 
 The result always lies within ``[min_replicas, max_replicas]``.
+
+When the queue cannot be read, :func:`hold` keeps the last decision; after
+``fallback.failure_threshold`` failed readings in a row, :func:`on_failure` goes to
+``fallback.replicas`` instead (when a fallback is set).
 """
 
 from __future__ import annotations
@@ -41,6 +45,20 @@ class Reason(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class Fallback:
+    """``spec.scaling.fallback``: the size to take after ``failure_threshold`` failed queue readings."""
+
+    replicas: int
+    failure_threshold: int = 3
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ValueError(f'fallback.replicas: must be >= 0, got {self.replicas}')
+        if self.failure_threshold < 1:
+            raise ValueError(f'fallback.failureThreshold: must be >= 1, got {self.failure_threshold}')
+
+
+@dataclasses.dataclass(frozen=True)
 class ScalingSpec:
     """Bounds and timings of one pool (``spec.scaling`` of a SergeantWorker)."""
 
@@ -51,6 +69,7 @@ class ScalingSpec:
     polling_interval_seconds: int = 30
     cooldown_seconds: int = 300
     scale_down_stabilization_seconds: int = 300
+    fallback: Fallback | None = None
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -68,6 +87,10 @@ class ScalingSpec:
         if self.scale_down_stabilization_seconds < 0:
             raise ValueError(
                 f'scaleDownStabilizationSeconds: must be >= 0, got {self.scale_down_stabilization_seconds}'
+            )
+        if self.fallback is not None and self.clamp(self.fallback.replicas) != self.fallback.replicas:
+            raise ValueError(
+                f'fallback.replicas: must lie within [minReplicas, maxReplicas], got {self.fallback.replicas}'
             )
 
     def clamp(self, replicas: int) -> int:
@@ -132,3 +155,10 @@ def decide(spec: ScalingSpec, state: ScalerState, observation: Observation, now:
 def hold(spec: ScalingSpec, state: ScalerState) -> int:
     """The count to keep when the queue could not be read: the last decision, within the bounds."""
     return spec.clamp(state.replicas)
+
+
+def on_failure(spec: ScalingSpec, state: ScalerState, failures: int) -> tuple[int, bool]:
+    """The count to run after ``failures`` failed readings in a row, and whether it is the fallback's."""
+    if spec.fallback is not None and failures >= spec.fallback.failure_threshold:
+        return spec.fallback.replicas, True
+    return hold(spec, state), False

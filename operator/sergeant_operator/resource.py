@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from .policy import ScalingSpec
+from .policy import Fallback, ScalingSpec
 
 GROUP = 'sergeant.io'
 VERSION = 'v1alpha1'
@@ -22,6 +22,8 @@ API_VERSION = f'{GROUP}/{VERSION}'
 KIND = 'SergeantWorker'
 PLURAL = 'sergeantworkers'
 FIELD_MANAGER = 'sergeant-operator'
+# "N": hold the Deployment at N replicas, whatever the queue says, until the annotation is removed
+PAUSED_REPLICAS_ANNOTATION = 'sergeant.io/paused-replicas'
 
 CONNECTOR_TYPES = ('redis', 'mongo')  # 'local' is process-local: pods cannot share it
 DEFAULT_SECRET_KEY = 'url'
@@ -88,6 +90,7 @@ class WorkerResource:
     uid: str
     generation: int
     spec: WorkerSpec
+    paused_replicas: int | None = None  # from the PAUSED_REPLICAS_ANNOTATION
 
     @property
     def key(self) -> tuple[str, str]:
@@ -122,7 +125,18 @@ def parse_worker(obj: Mapping[str, Any]) -> WorkerResource:
             template=_mapping(spec.get('template') or {}, 'spec.template'),
             signing_key_secret_ref=_signing_key(spec.get('signingKeySecretRef')),
         ),
+        paused_replicas=_paused_replicas(metadata.get('annotations') or {}),
     )
+
+
+def _paused_replicas(annotations: Mapping[str, Any]) -> int | None:
+    value = annotations.get(PAUSED_REPLICAS_ANNOTATION)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip().isdigit():
+        field = f'metadata.annotations[{PAUSED_REPLICAS_ANNOTATION}]'
+        raise SpecError(field, f'must be a number of replicas >= 0, got {value!r}')
+    return int(value)
 
 
 def _signing_key(value: object) -> SecretRef | None:
@@ -224,4 +238,18 @@ def _scaling(spec: Mapping[str, Any]) -> ScalingSpec:
     }
     if values['min_replicas'] > values['max_replicas']:
         raise SpecError(f'{parent}.maxReplicas', 'must be >= minReplicas')
-    return ScalingSpec(**values)
+    fallback = _fallback(spec.get('fallback'), values['min_replicas'], values['max_replicas'])
+    return ScalingSpec(**values, fallback=fallback)
+
+
+def _fallback(value: object, min_replicas: int, max_replicas: int) -> Fallback | None:
+    if value is None:
+        return None
+    field = 'spec.scaling.fallback'
+    spec = _mapping(value, field)
+    if 'replicas' not in spec:
+        raise SpecError(f'{field}.replicas', 'is required')
+    replicas = _count(spec, 'replicas', field, 0, 0)
+    if not min_replicas <= replicas <= max_replicas:
+        raise SpecError(f'{field}.replicas', 'must lie within [minReplicas, maxReplicas]')
+    return Fallback(replicas, _count(spec, 'failureThreshold', field, Fallback.failure_threshold, 1))

@@ -9,7 +9,14 @@ Three conditions, each with a reason a machine can match on:
   holds its size, the reason then being the policy's (``Load``, ``Stabilizing``,
   ``Cooldown``, ``Idle``, ``BelowActivation``) or ``BrokerUnreachable``;
 * ``BrokerReachable``: the last queue reading succeeded (``QueueRead``), or not
-  (``BrokerUnreachable``, ``SecretNotFound``, ``InvalidConnector``).
+  (``BrokerUnreachable``, ``SecretNotFound``, ``InvalidConnector``);
+* ``Paused``: the ``sergeant.io/paused-replicas`` annotation holds the size (``PausedReplicas``);
+* ``Fallback``: ``scaling.fallback.failureThreshold`` readings failed in a row and
+  the pool runs ``fallback.replicas`` (``FallbackReplicas``);
+* ``ExternallyScaled``: a HorizontalPodAutoscaler decides the size (``HorizontalPodAutoscaler``).
+
+Ready=False also says why a resource is not acted on: ``InvalidSpec``,
+``DeploymentConflict`` or ``PrivilegedPodRefused``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from typing import Any, Literal
 READY = 'Ready'
 SCALING = 'Scaling'
 BROKER_REACHABLE = 'BrokerReachable'
-CONDITION_TYPES = (READY, SCALING, BROKER_REACHABLE)
+PAUSED = 'Paused'
+FALLBACK = 'Fallback'
+EXTERNALLY_SCALED = 'ExternallyScaled'
+CONDITION_TYPES = (READY, SCALING, BROKER_REACHABLE, PAUSED, FALLBACK, EXTERNALLY_SCALED)
 
 
 @dataclasses.dataclass(frozen=True)

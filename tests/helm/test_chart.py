@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.helm.conftest import CHART, REPO, Helm, by_kind, one, package_version
+from tests.helm.conftest import CHART, RELEASE, REPO, Helm, by_kind, one, package_version
 
 OPERATOR_RBAC = REPO / 'operator' / 'rbac'
 DASHBOARD = REPO / 'docker' / 'grafana' / 'dashboards' / 'sergeant.json'
@@ -58,13 +58,18 @@ def test_the_dashboard_is_the_one_of_the_compose_stack() -> None:
 def test_cluster_wide_rbac_grants_what_the_operators_own_manifests_grant(helm: Helm) -> None:
     manifests = helm.render()
 
-    assert rules(one(manifests, 'ClusterRole')) == rules_in('cluster-role.yaml', 'ClusterRole')
+    roles = {role['metadata']['name']: rules(role) for role in by_kind(manifests, 'ClusterRole')}
+    crd_rule = {('apiextensions.k8s.io', 'customresourcedefinitions', verb) for verb in ('get', 'patch')}
+    assert roles == {
+        f'{RELEASE}-sergeant-operator': rules_in('cluster-role.yaml', 'ClusterRole') - crd_rule,
+        f'{RELEASE}-sergeant-operator-crd': crd_rule,  # operator.manageCRD, on by default
+    }
     [lease_role] = by_kind(manifests, 'Role')
     assert rules(lease_role) == rules_in('leader-election.yaml', 'Role')
 
 
 def test_namespaced_rbac_grants_the_same_rules_in_the_watched_namespace_only(helm: Helm) -> None:
-    manifests = helm.render(set_values=['operator.watchNamespace=jobs'])
+    manifests = helm.render(set_values=['operator.watchNamespace=jobs', 'operator.manageCRD=false'])
 
     assert by_kind(manifests, 'ClusterRole') == [] and by_kind(manifests, 'ClusterRoleBinding') == []
     [role] = [role for role in by_kind(manifests, 'Role') if role['metadata']['namespace'] == 'jobs']

@@ -36,7 +36,8 @@ def test_defaults_install_the_operator_and_nothing_optional(helm: Helm) -> None:
     kinds = sorted(manifest['kind'] for manifest in helm.render())
 
     assert kinds == [
-        'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Pod',  # Pod: the `helm test` hook
+        'ClusterRole', 'ClusterRole',  # the second: operator.manageCRD's, on the CRD only
+        'ClusterRoleBinding', 'ClusterRoleBinding', 'Deployment', 'Pod',  # Pod: the `helm test` hook
         'Role', 'RoleBinding', 'Service', 'ServiceAccount',  # Role: the leader election Lease
     ]  # fmt: skip
 
@@ -100,6 +101,8 @@ def test_the_operator_watches_every_namespace_and_elects_a_leader_by_default(hel
         '--namespace=all',
         '--metrics-port=8080',
         '--log-level=INFO',
+        '--manage-crd',
+        '--no-allow-privileged-pods',
         '--leader-election',
         f'--lease-name={RELEASE}-sergeant-operator',
         f'--lease-namespace={NAMESPACE}',
@@ -113,6 +116,17 @@ def test_a_watched_namespace_without_leader_election(helm: Helm) -> None:
     assert '--no-leader-election' in container['args']
     assert not any(arg.startswith('--lease') for arg in container['args'])
     assert one(helm.render(NAMESPACED), 'SergeantWorker')['metadata']['namespace'] == 'jobs'
+
+
+def test_the_crd_upgrade_and_privileged_pods_are_chart_values(helm: Helm) -> None:
+    values = ['operator.manageCRD=false', 'operator.allowPrivilegedPods=true']
+    manifests = helm.render(set_values=values)
+    container = operator_container(manifests)
+
+    assert {'--no-manage-crd', '--allow-privileged-pods'} <= set(container['args'])
+    assert [role['metadata']['name'] for role in by_kind(manifests, 'ClusterRole')] == [
+        f'{RELEASE}-sergeant-operator'
+    ]
 
 
 def test_the_metrics_port_is_one_number_everywhere(helm: Helm) -> None:
@@ -214,4 +228,6 @@ def test_an_existing_service_account_must_be_named(helm: Helm) -> None:
     assert unnamed.returncode != 0 and 'serviceAccount.name' in unnamed.stderr
     assert by_kind(named, 'ServiceAccount') == []
     assert one(named, 'Deployment')['spec']['template']['spec']['serviceAccountName'] == 'ops-robot'
-    assert one(named, 'ClusterRoleBinding')['subjects'][0]['name'] == 'ops-robot'
+    assert {binding['subjects'][0]['name'] for binding in by_kind(named, 'ClusterRoleBinding')} == {
+        'ops-robot'
+    }

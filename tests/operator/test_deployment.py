@@ -127,15 +127,23 @@ def test_worker_pods_are_locked_down_by_default() -> None:
     assert {'name': tmp['name'], 'emptyDir': {'medium': 'Memory'}} in pod['volumes']
 
 
-def test_template_replaces_the_security_contexts() -> None:
+def test_template_security_contexts_are_merged_over_the_defaults() -> None:
     template = {
-        'podSecurityContext': {'runAsUser': 2000, 'runAsNonRoot': True},
+        'podSecurityContext': {'runAsUser': 2000},
         'securityContext': {'readOnlyRootFilesystem': False},
     }
     deployment = build(with_spec(template=template))
 
-    assert deployment['spec']['template']['spec']['securityContext'] == template['podSecurityContext']
-    assert container(deployment)['securityContext'] == template['securityContext']
+    assert deployment['spec']['template']['spec']['securityContext']['runAsUser'] == 2000
+    assert deployment['spec']['template']['spec']['securityContext']['runAsNonRoot'] is True
+    assert container(deployment)['securityContext']['readOnlyRootFilesystem'] is False
+    assert container(deployment)['securityContext']['capabilities'] == {'drop': ['ALL']}
+
+
+def test_without_replicas_the_body_leaves_the_size_to_others() -> None:
+    deployment = desired_deployment(parse_worker(MINIMAL), None)
+
+    assert 'replicas' not in deployment['spec']
 
 
 def test_ownership_is_by_controller_uid() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 from sergeant_operator import resource
-from sergeant_operator.policy import ScalingSpec
+from sergeant_operator.crd import BUNDLED_FILE, REVISION_ANNOTATION, bundled_crd, revision
+from sergeant_operator.policy import Fallback, ScalingSpec
 from sergeant_operator.status import CONDITION_TYPES
 
 OPERATOR = Path(__file__).resolve().parents[2] / 'operator'
@@ -30,7 +31,10 @@ NEEDED = {
     ('', 'pods', 'list'),
     ('', 'pods', 'patch'),
     ('events.k8s.io', 'events', 'create'),
+    ('autoscaling', 'horizontalpodautoscalers', 'list'),
 }
+# Cluster-wide only, for --manage-crd (a Role cannot grant a cluster-scoped resource).
+CRD_RULES = {('apiextensions.k8s.io', 'customresourcedefinitions', verb) for verb in ('get', 'patch')}
 LEASES = {('coordination.k8s.io', 'leases', verb) for verb in ('get', 'create', 'update')}
 
 
@@ -109,7 +113,11 @@ def test_scaling_defaults_match_the_policy_defaults() -> None:
         'scale_down_stabilization_seconds': 'scaleDownStabilizationSeconds',
     }
     for field in dataclasses.fields(ScalingSpec):
-        assert properties[camel[field.name]]['default'] == field.default, field.name
+        if field.name != 'fallback':  # optional, without a default
+            assert properties[camel[field.name]]['default'] == field.default, field.name
+    fallback = properties['fallback']
+    assert fallback['properties']['failureThreshold']['default'] == Fallback.failure_threshold
+    assert fallback['required'] == ['replicas']
 
 
 def test_status_conditions_are_the_ones_the_operator_writes() -> None:
@@ -118,6 +126,27 @@ def test_status_conditions_are_the_ones_the_operator_writes() -> None:
 
 
 def test_both_rbac_variants_grant_exactly_what_the_operator_uses() -> None:
-    assert granted(OPERATOR / 'rbac' / 'cluster-role.yaml') == NEEDED
+    assert granted(OPERATOR / 'rbac' / 'cluster-role.yaml') == NEEDED | CRD_RULES
     assert granted(OPERATOR / 'rbac' / 'role.yaml') == NEEDED
     assert granted(OPERATOR / 'rbac' / 'leader-election.yaml') == LEASES
+
+
+def test_the_crd_rule_names_only_the_sergeant_crd() -> None:
+    [crd] = load(CRD_PATH)
+    [rule] = [
+        rule
+        for document in load(OPERATOR / 'rbac' / 'cluster-role.yaml')
+        if document['kind'] == 'ClusterRole'
+        for rule in document['rules']
+        if 'customresourcedefinitions' in rule['resources']
+    ]
+    assert rule['resourceNames'] == [crd['metadata']['name']]
+
+
+def test_the_operator_ships_the_crd_with_a_revision() -> None:
+    bundled = OPERATOR / 'sergeant_operator' / 'crd' / BUNDLED_FILE
+    assert bundled.read_bytes() == CRD_PATH.read_bytes(), 'copy operator/crd/ into the package'
+    assert bundled_crd() == load(CRD_PATH)[0]
+    assert revision(bundled_crd()) >= 1
+    assert revision({'metadata': {'annotations': {REVISION_ANNOTATION: 'x'}}}) == 0
+    assert revision({'metadata': {}}) == 0

@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from sergeant_operator.policy import ScalingSpec
-from sergeant_operator.resource import SecretRef, SpecError, parse_worker
+from sergeant_operator.policy import Fallback, ScalingSpec
+from sergeant_operator.resource import PAUSED_REPLICAS_ANNOTATION, SecretRef, SpecError, parse_worker
 
 MINIMAL: dict[str, Any] = {
     'metadata': {'name': 'crawler', 'namespace': 'jobs', 'uid': 'u-1', 'generation': 3},
@@ -80,9 +80,41 @@ def test_memory_limits_are_bytes_or_quantities(memory: object) -> None:
         ({'connector': {'type': 'redis', 'url': 'mongodb://a'}}, 'spec.connector.url'),
         ({'scaling': {'minReplicas': 5, 'maxReplicas': 2}}, 'spec.scaling.maxReplicas'),
         ({'scaling': {'tasksPerReplica': 0}}, 'spec.scaling.tasksPerReplica'),
+        ({'scaling': {'fallback': {'failureThreshold': 2}}}, 'spec.scaling.fallback.replicas'),
+        ({'scaling': {'fallback': {'replicas': 11}}}, 'spec.scaling.fallback.replicas'),
+        (
+            {'scaling': {'fallback': {'replicas': 1, 'failureThreshold': 0}}},
+            'spec.scaling.fallback.failureThreshold',
+        ),
     ],
 )
 def test_an_invalid_field_is_named(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as raised:
         parse_worker(with_spec(**changes))
     assert raised.value.field == field
+
+
+def test_a_fallback_defaults_its_failure_threshold() -> None:
+    worker = parse_worker(with_spec(scaling={'minReplicas': 1, 'fallback': {'replicas': 4}}))
+
+    assert worker.spec.scaling.fallback == Fallback(replicas=4, failure_threshold=3)
+    assert parse_worker(MINIMAL).spec.scaling.fallback is None
+
+
+@pytest.mark.parametrize(('value', 'paused'), [(None, None), ('0', 0), ('3', 3), (' 12 ', 12)])
+def test_the_paused_replicas_annotation(value: str | None, paused: int | None) -> None:
+    obj = copy.deepcopy(MINIMAL)
+    if value is not None:
+        obj['metadata']['annotations'] = {PAUSED_REPLICAS_ANNOTATION: value}
+
+    assert parse_worker(obj).paused_replicas == paused
+
+
+@pytest.mark.parametrize('value', ['-1', 'three', '', '2.5'])
+def test_a_bad_paused_replicas_annotation_is_named(value: str) -> None:
+    obj = copy.deepcopy(MINIMAL)
+    obj['metadata']['annotations'] = {PAUSED_REPLICAS_ANNOTATION: value}
+
+    with pytest.raises(SpecError) as raised:
+        parse_worker(obj)
+    assert raised.value.field == f'metadata.annotations[{PAUSED_REPLICAS_ANNOTATION}]'
