@@ -11,6 +11,9 @@ TOOLS=(
     helm
     etcd
     kube-apiserver
+    kube-controller-manager
+    kube-scheduler
+    kwok
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

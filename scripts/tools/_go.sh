@@ -88,9 +88,17 @@ install_tool() {
 # the wrapper module tools/TOOL into .tools/bin/TOOL with -mod=readonly against its
 # committed go.sum, unless the stamp (version, module hash, Go version) is current.
 build_wrapper_module() {
-    local tool="$1" version="$2" package="$3"
-    shift 3
-    wrapper_src="${root}/tools/${tool}"
+    local tool="$1"
+    shift
+    build_in_module "${tool}" "${root}/tools/${tool}" "$@"
+}
+
+# build_in_module TOOL MODULE_DIR VERSION PACKAGE [go build flags...]: the same, for a
+# wrapper module that several tools share (tools/kubernetes builds three commands).
+build_in_module() {
+    local tool="$1" version="$3" package="$4"
+    wrapper_src="$2"
+    shift 4
     wrapper_package="${package}"
     wrapper_flags=("$@")
     install_tool "${tool}" "${tool}=${version} sources=$(module_hash "${wrapper_src}") ${go_version}" \
