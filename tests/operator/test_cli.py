@@ -17,6 +17,20 @@ def test_defaults_watch_all_namespaces_with_leader_election() -> None:
     assert arguments.lease_name == 'sergeant-operator'
 
 
+def test_crd_management_and_privileged_pods_are_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = build_parser().parse_args([])
+    flags = build_parser().parse_args(['--manage-crd', '--allow-privileged-pods'])
+    monkeypatch.setenv('SERGEANT_OPERATOR_MANAGE_CRD', 'true')
+    monkeypatch.setenv('SERGEANT_OPERATOR_ALLOW_PRIVILEGED_PODS', '1')
+    from_env = build_parser().parse_args([])
+    overridden = build_parser().parse_args(['--no-manage-crd', '--no-allow-privileged-pods'])
+
+    assert (defaults.manage_crd, defaults.allow_privileged_pods) == (False, False)
+    assert (flags.manage_crd, flags.allow_privileged_pods) == (True, True)
+    assert (from_env.manage_crd, from_env.allow_privileged_pods) == (True, True)
+    assert (overridden.manage_crd, overridden.allow_privileged_pods) == (False, False)
+
+
 def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv('SERGEANT_OPERATOR_NAMESPACE', 'jobs')
     monkeypatch.setenv('SERGEANT_OPERATOR_LEADER_ELECTION', 'false')
