@@ -19,6 +19,13 @@ one server per import). ``kubernetes`` is imported only when a fixture is used.
 after each test; ``kube_namespace`` is a fresh namespace for one test, left in
 place (with no controller-manager a deleted namespace never goes away).
 
+``kube_cluster`` (session scope) is a separate cluster with pods
+(``tests.servers.kube_cluster.KubeCluster``, the same attributes plus ``nodes``):
+its own API server with kube-controller-manager, kube-scheduler and kwok's fake
+nodes, so Deployments get ReplicaSets and Ready pods (no container runs) and
+garbage collection works. It is kept apart from ``kube_api`` so that the tests
+asserting on bare objects never see controllers act.
+
 Missing binaries fail the fixture with a message to run ``make tools``.
 """
 
@@ -31,6 +38,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.servers.kube import KubeAPIServer, running_kube_apiserver
+from tests.servers.kube_cluster import KubeCluster, running_cluster_with_pods
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -40,6 +48,12 @@ if TYPE_CHECKING:
 def kube_api() -> Iterator[KubeAPIServer]:
     with running_kube_apiserver() as server:
         yield server
+
+
+@pytest.fixture(scope='session')
+def kube_cluster() -> Iterator[KubeCluster]:
+    with running_cluster_with_pods() as cluster:
+        yield cluster
 
 
 @pytest.fixture
