@@ -30,12 +30,9 @@ tools:
 images:
 	bash scripts/images.sh
 
-test: install tools
+test: install tools lint
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-prometheus.sh
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
 	$(BIN)/pytest
 
 # the fault suite (about 7 minutes), then the figures each test recorded as a Markdown table:
@@ -56,10 +53,14 @@ soak: $(BENCH_INSTALLED)
 	bash scripts/ensure-redis.sh
 	$(BIN)/python benchmark/soak.py
 
+# style, types, the layers (pyproject's [tool.importlinter]) and dead code (scripts/vulture_whitelist.py
+# lists the public API only users call)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vulture sergeant operator/sergeant_operator scripts/vulture_whitelist.py --min-confidence 60
 
 clean:
 	rm -rf $(VENV) .tools .cache .pytest_cache .mypy_cache .ruff_cache

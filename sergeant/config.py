@@ -184,7 +184,7 @@ class Delivery:
     fetches a transaction only once the previous one is done, as Sergeant 0.27
     did. It is a cap: prefetched tasks are invisible to other workers until they
     run, so a worker holds ahead only the tasks it expects to finish within
-    ``sergeant.task_stream.PREFETCH_HORIZON`` (0.1 s) at its recent pace, and
+    ``sergeant.loop.stream.PREFETCH_HORIZON`` (0.1 s) at its recent pace, and
     none before it has run a transaction, and gives waiting tasks back when the
     running one turns out long: long tasks spread over workers evenly.
     A worker that stops hands its prefetched tasks back at once; one that dies
@@ -233,7 +233,7 @@ class WorkerConfig:
 
     ``stop_task_threads`` (new, default on): threads a task started that still run
     once it is over get ``SystemExit`` raised in them; if some will not end, the
-    worker stops fetching and its process is replaced (:mod:`sergeant.thread_guard`).
+    worker stops fetching and its process is replaced (:mod:`sergeant.loop.thread_guard`).
     """
 
     name: str

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import config as sergeant_config
-from .broker import Broker, DeadTask
-from .connector import DeadLetter, Lock, Priority, create_connector
+from .codec import DeadTask, TaskCodec
+from .connector import DeadLetter, Lock, Priority, create_connector, process_lease_owner
 from .encoder import Encoder
 from .errors import ConfigError
 from .executor import create_executor
@@ -39,16 +39,17 @@ from .interrupts import (
     WorkerStop,
     WorkerTimedout,
 )
-from .lease_keeper import LeaseKeeper, process_lease_owner
 from .logging.json_lines import JsonLinesFormatter
 from .logging.outages import OutageLog
+from .loop.journal import StartJournal
+from .loop.leases import LeaseKeeper
+from .loop.retries import may_run
+from .loop.runner import TaskRunner, young_collections_at_most_every
+from .loop.stream import Outcome, StreamEvents, TaskStream
+from .loop.summary import LoopEnd, loop_end, process_usage
+from .loop.thread_guard import unkillable_threads
 from .metrics import BatchClock, WorkerMetrics
 from .objects import Task
-from .start_journal import StartJournal
-from .summary import LoopEnd, loop_end, process_usage
-from .task_runner import TaskRunner, young_collections_at_most_every
-from .task_stream import Outcome, StreamEvents, TaskStream
-from .thread_guard import unkillable_threads
 
 __all__ = [
     'Worker',
@@ -91,7 +92,7 @@ class Worker:
     start_journal: StartJournal | None = None
     """Where the work loop notes each task it starts, for the worker after it should it die.
 
-    Set by the supervisor's worker processes (:mod:`sergeant.start_journal`); None otherwise.
+    Set by the supervisor's worker processes (:mod:`sergeant.loop.journal`); None otherwise.
     """
 
     def __init__(self) -> None:
@@ -106,7 +107,7 @@ class Worker:
         self.outcomes: Counter[str] = Counter()
         self._outcomes_guard = threading.Lock()
         self._warned_priorities: set[str] = set()
-        self.broker: Broker
+        self.broker: TaskCodec
         # No signal handler here: a process that only builds a Worker to push tasks keeps its own
         # SIGTERM behaviour. The work loop installs its handler while it runs (_stop_on_sigterm).
 
@@ -159,7 +160,7 @@ class Worker:
 
     def init_broker(self) -> None:
         connector = create_connector(self.config.connector.type, self.config.connector.params)
-        self.broker = Broker(connector, Encoder(self._encoder_settings()))
+        self.broker = TaskCodec(connector, Encoder(self._encoder_settings()))
 
     def _encoder_settings(self) -> sergeant_config.Encoder:
         """The configured encoder; without a signing key, the one in ``SERGEANT_SIGNING_KEY`` if set.
@@ -265,7 +266,7 @@ class Worker:
 
     def retry(self, task: Task, priority: str = 'NORMAL', consumable_from: float | None = None) -> None:
         """Push the task again with ``run_count + 1``; past ``max_retries`` it is dead-lettered."""
-        if 0 < self.config.max_retries <= task.run_count:
+        if not may_run(task.run_count + 1, self.config.max_retries):
             raise WorkerMaxRetries()
         self.broker.retry(self.config.name, task, self._priority(priority), consumable_from)
         raise WorkerRetry()
@@ -296,8 +297,8 @@ class Worker:
         """Run tasks until ``max_tasks_per_run``, ``stop``/``respawn`` or a stop signal.
 
         Returns a summary: times, exceptions, CPU use, outcome counts, and ``reason``
-        (a :class:`~sergeant.summary.LoopEnd`) and ``process`` (CPU seconds and peak RSS
-        of the worker process, :func:`~sergeant.summary.process_usage`).
+        (a :class:`~sergeant.loop.summary.LoopEnd`) and ``process`` (CPU seconds and peak RSS
+        of the worker process, :func:`~sergeant.loop.summary.process_usage`).
         """
         summary: dict[str, Any] = {
             'start_time': _utc_now(),

@@ -4,7 +4,7 @@ When a ReplicaSet has more pods than it wants, its controller removes first the 
 that are not scheduled, running or ready, then those with the lowest
 ``controller.kubernetes.io/pod-deletion-cost`` (an int32; a pod without one costs 0).
 Every worker process records ``<pod or host name>/<pid>`` as the owner of the leases
-it holds (``sergeant.lease_keeper``; the operator's Deployment sets ``POD_NAME``), so
+it holds (``sergeant.connector.process_lease_owner``; the operator's Deployment sets ``POD_NAME``), so
 the broker knows how many tasks each pod holds right now.
 
 Before the reconciler lowers ``spec.replicas`` it calls :func:`mark_pods`: each pod of

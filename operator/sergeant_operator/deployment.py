@@ -39,7 +39,7 @@ BROKER_URL_ENV = 'SERGEANT_BROKER_URL'  # from spec.connector.url, or the Secret
 BROKER_PARAMS_ENV = 'SERGEANT_BROKER_PARAMS'  # spec.connector.params as JSON
 QUEUE_ENV = 'SERGEANT_QUEUE'
 # The pod's name, which its workers record as the owner of the leases they hold
-# (sergeant.lease_keeper.POD_NAME_VARIABLE): the operator's view of the work in flight per pod.
+# (sergeant.connector.POD_NAME_VARIABLE): the operator's view of the work in flight per pod.
 POD_NAME_ENV = 'POD_NAME'
 
 TMP_VOLUME = 'tmp'

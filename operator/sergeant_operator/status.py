@@ -72,10 +72,3 @@ def merge_conditions(
         }
     ordered = [by_type.pop(kind) for kind in CONDITION_TYPES if kind in by_type]
     return ordered + list(by_type.values())
-
-
-def condition_status(status: Mapping[str, Any], kind: str) -> str | None:
-    for condition in status.get('conditions') or []:
-        if condition.get('type') == kind:
-            return str(condition.get('status'))
-    return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import (
+    POD_NAME_VARIABLE,
     CompletedPop,
     Connector,
     DeadLetter,
@@ -22,10 +23,12 @@ from .base import (
     Priority,
     Released,
     check_priority,
+    process_lease_owner,
 )
 
 __all__ = [
     'CONNECTOR_TYPES',
+    'POD_NAME_VARIABLE',
     'CompletedPop',
     'Connector',
     'DeadLetter',
@@ -37,6 +40,7 @@ __all__ = [
     'Released',
     'check_priority',
     'create_connector',
+    'process_lease_owner',
 ]
 
 # type name -> "module:class"; each class offers ``from_params(params) -> Connector``.

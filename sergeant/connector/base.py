@@ -35,10 +35,20 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import secrets
+import socket
 import time
 from collections.abc import Sequence
 from typing import Literal
+
+POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
+
+
+def process_lease_owner() -> str:
+    """The lease owner of this process: ``<pod or host name>/<pid>``."""
+    return f'{os.environ.get(POD_NAME_VARIABLE) or socket.gethostname()}/{os.getpid()}'
+
 
 Priority = Literal['NORMAL', 'HIGH']
 PRIORITIES: tuple[Priority, ...] = ('NORMAL', 'HIGH')

@@ -1,10 +1,10 @@
 """Executors: run the tasks of a stream, one at a time or in threads.
 
 An executor knows nothing of the Worker class: it receives a ``run`` callable
-that executes one task and reports its :class:`~sergeant.task_stream.Outcome`,
+that executes one task and reports its :class:`~sergeant.loop.stream.Outcome`,
 and settles each task on the stream: a task whose ``run`` raised is settled as
 stopped, unless the exception carries the outcome of a task that was over
-(:class:`~sergeant.thread_guard.UnkillableThreads`). Time limits are enforced
+(:class:`~sergeant.loop.thread_guard.UnkillableThreads`). Time limits are enforced
 here, with the killers of :mod:`sergeant.killer`:
 
 * :class:`SerialExecutor` (``number_of_threads == 1``): a killer process sends
@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..config import WorkerConfig
+from ..loop.stream import Outcome, TaskStream
 from ..objects import Task
-from ..task_stream import Outcome, TaskStream
 from .serial import SerialExecutor
 from .threaded import ThreadedExecutor
 

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 from ..config import Timeouts
 from ..interrupts import WorkerTimedout
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..task_stream import TaskStream
-from ..thread_guard import settled_outcome
+from ..loop.stream import TaskStream
+from ..loop.thread_guard import settled_outcome
 
 if TYPE_CHECKING:
     from . import RunTask

@@ -21,9 +21,9 @@ Time limits, with ``timeouts.timeout > 0``:
   per thread and kills the whole worker process once a task runs past
   ``timeout + grace_period``. The supervisor replaces the worker; the tasks the
   other threads were running are delivered again, each counted as a delivery
-  (see :mod:`sergeant.isolation` for how innocent ones are spared).
+  (see :mod:`sergeant.loop.isolation` for how innocent ones are spared).
 
-A task the stream marks ``alone`` (:mod:`sergeant.isolation`) runs with no other
+A task the stream marks ``alone`` (:mod:`sergeant.loop.isolation`) runs with no other
 task running: before handing it out, the stream waits until the tasks running
 finished, and no thread takes another task until it ended.
 """
@@ -35,11 +35,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
-from ..broker import LeasedTask
+from ..codec import LeasedTask
 from ..config import Timeouts
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..task_stream import TaskStream
-from ..thread_guard import settled_outcome
+from ..loop.stream import TaskStream
+from ..loop.thread_guard import settled_outcome
 
 if TYPE_CHECKING:
     from . import RunTask

@@ -4,7 +4,7 @@ Reading the clock twice per task costs about as much as running a no-op task
 through the whole loop, so the fast path (one thread, no hooks around ``work``,
 no time limit) is timed per *batch* while the tasks are fast. A batch is the
 tasks of one pop, run one after another between two waits for the broker
-(:class:`~sergeant.task_stream.StreamEvents` tells when): the clock is read when
+(:class:`~sergeant.loop.stream.StreamEvents` tells when): the clock is read when
 the batch arrives and when the stream next waits.
 
 * While tasks take more than :data:`FAST_TASK_SECONDS` on average, each task is

@@ -13,7 +13,7 @@ With ``--report-metrics`` (the supervisor serves ``/metrics``) the ready message
 names the worker's broker and queue, and the worker's task metrics are sent
 every second and at the end (:mod:`sergeant.metrics`).
 
-When threads a task left running would not end (:mod:`sergeant.thread_guard`),
+When threads a task left running would not end (:mod:`sergeant.loop.thread_guard`),
 the summary names them in ``unkillable_threads`` and the process exits after
 :data:`UNKILLABLE_EXIT_GRACE` rather than :data:`EXIT_GRACE`.
 """
@@ -31,12 +31,12 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..loop.journal import StartJournal
+from ..loop.predecessor import release_predecessor
+from ..loop.summary import LoopEnd
+from ..loop.thread_guard import threads_left_running
 from ..metrics import MetricsFlusher, TaskSnapshot
 from ..metrics.pool import BrokerTarget
-from ..predecessor import release_predecessor
-from ..start_journal import StartJournal
-from ..summary import LoopEnd
-from ..thread_guard import threads_left_running
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 
@@ -240,7 +240,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--report-fd', type=int, required=True, help='pipe to send messages to')
     parser.add_argument('--lifeline-fd', type=int, help='pipe that reads EOF once the supervisor is gone')
     parser.add_argument('--report-metrics', action='store_true', help='send task metrics every second')
-    parser.add_argument('--start-journal', help="the slot's journal file (sergeant.start_journal)")
+    parser.add_argument('--start-journal', help="the slot's journal file (sergeant.loop.journal)")
     return parser.parse_args(argv)
 
 

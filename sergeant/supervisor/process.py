@@ -90,7 +90,7 @@ class WorkerProcess:
     ) -> WorkerProcess:
         """Start a worker; ``report_metrics`` makes it send task metrics, ``environment`` adds variables.
 
-        ``start_journal`` is the slot's journal file (:mod:`sergeant.start_journal`).
+        ``start_journal`` is the slot's journal file (:mod:`sergeant.loop.journal`).
         """
         report_read, report_write = os.pipe()
         command = [

@@ -17,7 +17,7 @@ the supervisor passed to the child:
 - ``{"event": "start_failed", "error": ...}`` when building the worker raised;
 - ``{"event": "summary", "summary": {...}}`` with the work loop's summary at the end;
   ``unkillable_threads`` in it lists the names of threads tasks left running that
-  would not end (:mod:`sergeant.thread_guard`), when there are some.
+  would not end (:mod:`sergeant.loop.thread_guard`), when there are some.
 """
 
 from __future__ import annotations

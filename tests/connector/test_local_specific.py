@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import create_connector
 from sergeant.encoder import Encoder
 
@@ -22,7 +22,7 @@ def test_a_foreign_row_in_a_queue_is_dead_lettered_and_never_wedges_it(
 ) -> None:
     path = tmp_path / 'broker.sqlite3'
     connector = create_connector('local', {'file_path': str(path)})
-    codec = Broker(connector, Encoder(config.Encoder()))
+    codec = TaskCodec(connector, Encoder(config.Encoder()))
     with sqlite3.connect(path) as raw:
         raw.execute(
             'INSERT INTO items (queue, payload, priority, ready_at, redeliveries) VALUES (?, ?, 1, 0, ?)',

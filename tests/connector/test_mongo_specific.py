@@ -17,7 +17,7 @@ import pymongo
 import pytest
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import Connector, DeadLetter, create_connector
 from sergeant.connector.mongo import MongoConnector
 from sergeant.encoder import Encoder
@@ -438,7 +438,7 @@ def test_a_foreign_document_in_a_queue_never_wedges_it(
     make: Factory, raw: Any, foreign: dict[str, Any]
 ) -> None:
     connector = make()
-    codec = Broker(connector, Encoder(config.Encoder()))
+    codec = TaskCodec(connector, Encoder(config.Encoder()))
     raw['queue_items'].insert_one({'queue': 'q', 'visible_at': 0.0, 'priority': 1, 'order': 0.0, **foreign})
     codec.push_tasks('q', [Task(kwargs={'n': n}) for n in range(5)])
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import DeadLetter, create_connector
 from sergeant.connector.redis import RedisConnector
 from sergeant.connector.redis_params import parse_params
@@ -387,7 +387,7 @@ def test_a_foreign_item_shorter_than_our_header_never_wedges_the_queue(
     one: RedisConnector, raw: list[redis.Redis], name: str, foreign: bytes
 ) -> None:
     raw[0].rpush(ready_key(name), foreign)
-    codec = Broker(one, Encoder(config.Encoder()))
+    codec = TaskCodec(one, Encoder(config.Encoder()))
     codec.push_tasks(name, [Task(kwargs={'n': n}) for n in range(65)])
 
     [popped_foreign] = one.pop(name, 1, lease_seconds=0.1)  # leased, then its lease runs out

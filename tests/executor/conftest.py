@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import create_connector
 from sergeant.encoder import Encoder
 from sergeant.worker import Worker
@@ -111,7 +111,7 @@ class HogWorkers:
     def __init__(self, tmp_path: Path) -> None:
         params = {'file_path': str(tmp_path / 'broker.sqlite3')}
         self.connector = {'type': 'local', 'params': params}
-        self.broker = Broker(create_connector('local', params), Encoder())
+        self.broker = TaskCodec(create_connector('local', params), Encoder())
         self.output = tmp_path / 'events.txt'
         self.stderr = tmp_path / 'stderr.txt'
         self.processes: list[subprocess.Popen[bytes]] = []

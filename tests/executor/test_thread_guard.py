@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from sergeant import Task
-from sergeant.summary import LoopEnd
+from sergeant.loop.summary import LoopEnd
+from sergeant.loop.thread_guard import unkillable_threads
 from sergeant.supervisor.child import Reporter, run_loop
-from sergeant.thread_guard import unkillable_threads
 
 from .conftest import REPO, Build, ConfiguredWorker, wait_until
 

@@ -9,7 +9,7 @@ from typing import Any
 from sergeant_operator.deployment import METRICS_PORT, desired_deployment, is_owned_by
 from sergeant_operator.resource import parse_worker
 
-from sergeant.lease_keeper import POD_NAME_VARIABLE
+from sergeant.connector import POD_NAME_VARIABLE
 from tests.operator.test_resource import MINIMAL, with_spec
 
 

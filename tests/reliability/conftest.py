@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sergeant.broker import Broker, DeadTask
+from sergeant.codec import DeadTask, TaskCodec
 from tests.servers.ferretdb import FerretDBServer, running_ferretdb
 from tests.supervisor.conftest import (
     QUEUE,
@@ -105,11 +105,11 @@ def since(start: float) -> float:
     return round(time.monotonic() - start, 2)
 
 
-def dead_letters(broker: Broker, count: int = 1000) -> list[DeadTask]:
+def dead_letters(broker: TaskCodec, count: int = 1000) -> list[DeadTask]:
     return broker.dead_tasks(QUEUE, count)
 
 
-def queue_is_empty(broker: Broker) -> bool:
+def queue_is_empty(broker: TaskCodec) -> bool:
     """Nothing ready, delayed or leased is left in the test queue."""
     connector = broker.connector
     return connector.length(QUEUE, include_delayed=True) == 0 and connector.in_flight(QUEUE) == 0

@@ -24,7 +24,7 @@ import pymongo
 import redis
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import create_connector
 from sergeant.connector.redis_node import queue_keys
 from sergeant.encoder import Encoder
@@ -104,7 +104,7 @@ def test_every_poison_item_is_dead_lettered_once_with_its_reason_and_every_good_
 ) -> None:
     # given 300 good signed tasks with a poison item of each shape before every 30 of them
     connector = create_connector(broker_settings['type'], broker_settings['params'])
-    producer = Broker(connector, Encoder(config.Encoder(serializer='msgpack', signing_key=KEY)))
+    producer = TaskCodec(connector, Encoder(config.Encoder(serializer='msgpack', signing_key=KEY)))
     bad = poisons()
     for chunk, poison in enumerate(bad):
         if poison.raw:
@@ -160,7 +160,7 @@ def test_huge_tasks_are_processed_or_refused_at_push(
 ) -> None:
     # given three tasks of 20 MB each, five of 12 MB, then 20 small ones
     connector = create_connector(broker_settings['type'], broker_settings['params'])
-    producer = Broker(connector, Encoder(config.Encoder(serializer='msgpack', signing_key=KEY)))
+    producer = TaskCodec(connector, Encoder(config.Encoder(serializer='msgpack', signing_key=KEY)))
     too_huge = [Task(kwargs={'id': GOOD + n, 'blob': bytes(TOO_HUGE)}) for n in range(3)]
     try:
         producer.push_tasks(QUEUE, too_huge)

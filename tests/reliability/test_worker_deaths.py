@@ -4,7 +4,7 @@ A worker that dies leaves its leases behind. Its replacement hands them back at
 once from the dead worker's start journal: the started tasks count a delivery,
 the prefetched ones go back uncounted. In a threaded worker the tasks running
 beside the killer are charged too, but run alone once before they could be
-dead-lettered for deaths they only shared (see ``sergeant.isolation``).
+dead-lettered for deaths they only shared (see ``sergeant.loop.isolation``).
 
 Leases here last 60 s: every redelivery seen within the test comes from the hand-back.
 """

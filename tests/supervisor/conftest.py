@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import create_connector
 from sergeant.encoder import Encoder
 from sergeant.objects import Task
@@ -64,11 +64,11 @@ def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dic
         yield {'type': 'redis', 'params': {'url': server.url}}
 
 
-def broker_for(settings: dict[str, Any]) -> Broker:
-    return Broker(create_connector(settings['type'], settings['params']), Encoder())
+def broker_for(settings: dict[str, Any]) -> TaskCodec:
+    return TaskCodec(create_connector(settings['type'], settings['params']), Encoder())
 
 
-def push_ids(broker: Broker, ids: range, **kwargs: Any) -> None:
+def push_ids(broker: TaskCodec, ids: range, **kwargs: Any) -> None:
     broker.push_tasks(QUEUE, [Task(kwargs={'id': i, **kwargs}) for i in ids])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 
-from sergeant.summary import LoopEnd
+from sergeant.loop.summary import LoopEnd
 from sergeant.supervisor.child import exit_code_of
 from sergeant.supervisor.ledger import describe_summary
 from sergeant.supervisor.protocol import ChildExit, Event, MessageReader, encode_message

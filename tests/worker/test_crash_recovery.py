@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.connector import create_connector
 from sergeant.encoder import Encoder
 from sergeant.objects import Task
@@ -56,7 +56,7 @@ def processed(output: Path) -> list[int]:
 
 
 def test_sigkill_mid_batch_loses_no_task(connector_settings: dict[str, Any], tmp_path: Path) -> None:
-    broker = Broker(create_connector(connector_settings['type'], connector_settings['params']), Encoder())
+    broker = TaskCodec(create_connector(connector_settings['type'], connector_settings['params']), Encoder())
     broker.push_tasks('crash', [Task(kwargs={'id': i}) for i in range(TASKS)])
     output = tmp_path / 'processed.txt'
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sergeant import Task, config
-from sergeant.broker import Broker
+from sergeant.codec import TaskCodec
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError
 
@@ -68,7 +68,7 @@ def test_task_with_a_wrong_typed_field_is_dead_lettered_naming_it(
 
 def test_payload_signed_with_another_key_is_dead_lettered_unread(build_worker: Build) -> None:
     worker = build_worker(Recorder, max_tasks_per_run=1, encoder=SIGNED)
-    forger = Broker(
+    forger = TaskCodec(
         worker.broker.connector, Encoder(config.Encoder(signing_key='not-the-key-but-long-enough'))
     )
     forger.push_tasks('tasks', [Task(kwargs={'n': 'forged'})])
@@ -96,7 +96,7 @@ def test_tampered_payload_is_dead_lettered(build_worker: Build) -> None:
 
 def test_unsigned_payload_is_refused_when_signing_is_on(build_worker: Build) -> None:
     worker = build_worker(Recorder, max_tasks_per_run=1, encoder=SIGNED)
-    unsigned = Broker(worker.broker.connector, Encoder(config.Encoder()))
+    unsigned = TaskCodec(worker.broker.connector, Encoder(config.Encoder()))
     unsigned.push_tasks('tasks', [Task(kwargs={'n': 'unsigned'})])
     worker.push_task({'n': 'signed'})
 
@@ -204,7 +204,7 @@ def test_the_signing_key_may_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv('SERGEANT_SIGNING_KEY', 'a-key-from-a-kubernetes-secret')
     worker = build_worker(Recorder, max_tasks_per_run=1)
-    unsigned = Broker(worker.broker.connector, Encoder(config.Encoder()))
+    unsigned = TaskCodec(worker.broker.connector, Encoder(config.Encoder()))
     unsigned.push_tasks('tasks', [Task(kwargs={'n': 'unsigned'})])
     worker.push_task({'n': 'signed'})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sergeant.start_journal import SLOT_BYTES, SLOTS, StartJournal
+from sergeant.loop.journal import SLOT_BYTES, SLOTS, StartJournal
 
 
 def test_a_fresh_journal_has_no_predecessor(tmp_path: Path) -> None:

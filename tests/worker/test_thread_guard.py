@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sergeant import ConfigError, Task, config
-from sergeant.summary import LoopEnd
+from sergeant.loop.summary import LoopEnd
 
 from .conftest import ConfiguredWorker
 

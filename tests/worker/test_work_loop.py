@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sergeant import Task, config
-from sergeant.summary import LoopEnd
+from sergeant.loop.summary import LoopEnd
 from sergeant.worker import WorkerTimedout
 
 from .conftest import ConfiguredWorker

@@ -18,23 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .connector import Connector, PendingPop
-from .logging.outages import OutageLog
+from ..connector import Connector, PendingPop
+from ..logging.outages import OutageLog
 
 ACK_DELAY = 0.05  # the thread looks this often; an ack no pop took by the next look is sent alone
-POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
-
-
-def process_lease_owner() -> str:
-    """The owner this process records with its leases: ``<pod or host name>/<pid>``."""
-    return f'{os.environ.get(POD_NAME_VARIABLE) or socket.gethostname()}/{os.getpid()}'
 
 
 class LeaseKeeper:

@@ -1,4 +1,4 @@
-"""Hands back at once what a dead worker held, from the journal it left (:mod:`.start_journal`).
+"""Hands back at once what a dead worker held, from the journal it left (:mod:`.journal`).
 
 Run by the worker that replaces it, before its own first pop. Without this, the
 dead worker's tasks would wait for their leases to run out (a minute by default)
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from .connector import Connector, Released
+from ..connector import Connector, Released
 from .isolation import note_shared_death
-from .start_journal import JournalRecord
+from .journal import JournalRecord
 
 
 def release_predecessor(

@@ -42,8 +42,8 @@ import time
 import weakref
 from typing import Protocol
 
-from .interrupts import WorkerRespawn
-from .task_stream import Outcome
+from ..interrupts import WorkerRespawn
+from .stream import Outcome
 
 __all__ = [
     'JOIN_TIMEOUT',

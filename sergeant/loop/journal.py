@@ -3,7 +3,7 @@
 When a worker process dies (SIGKILL, a segfault, a hard time limit), the tasks it
 held are still leased at the broker. The supervisor starts its replacement with
 the same journal file; the replacement reads what its predecessor noted and hands
-the predecessor's leases back at once (:mod:`sergeant.predecessor`): the tasks
+the predecessor's leases back at once (:mod:`sergeant.loop.predecessor`): the tasks
 that had started count as a delivery, the prefetched ones that never started do
 not. That is why a worker notes each task as it hands it out, before it runs.
 

@@ -11,7 +11,7 @@ the hooks a worker does not override (a no-op hook called thousands of times a
 second is measurable), counts outcomes and, when given a histogram, times tasks
 (per batch on the fast path: see :mod:`sergeant.metrics.durations`). Unless
 ``config.stop_task_threads`` is off, it also ends the threads each task left
-running (:mod:`sergeant.thread_guard`).
+running (:mod:`sergeant.loop.thread_guard`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .interrupts import (
+from ..interrupts import (
     WorkerInterrupt,
     WorkerMaxRetries,
     WorkerRequeue,
@@ -32,13 +32,11 @@ from .interrupts import (
     WorkerStop,
     WorkerTimedout,
 )
-from .metrics.durations import BatchClock, DurationHistogram
-from .objects import Task
-from .task_stream import Outcome
+from ..metrics.durations import BatchClock, DurationHistogram
+from ..objects import Task
+from .hooks import Hooks
+from .stream import Outcome
 from .thread_guard import guard_threads_of
-
-if TYPE_CHECKING:
-    from .worker import Worker
 
 _SIGNAL_OUTCOMES: tuple[tuple[type[BaseException], Outcome, str], ...] = (
     (WorkerRetry, Outcome.RETRY, 'on_retry'),
@@ -60,8 +58,8 @@ class TaskRunner:
     overridden, or when ``logging.events.on_success`` asks for the event to be
     logged. Give a ``guard`` when several threads run tasks.
 
-    Threads a task started are ended once it is over (see :mod:`sergeant.thread_guard`);
-    if some would not end, ``run`` raises :class:`~sergeant.thread_guard.UnkillableThreads`
+    Threads a task started are ended once it is over (see :mod:`sergeant.loop.thread_guard`);
+    if some would not end, ``run`` raises :class:`~sergeant.loop.thread_guard.UnkillableThreads`
     after counting the task's outcome.
 
     With ``durations``, every task's duration is observed. On the fast path the
@@ -71,7 +69,7 @@ class TaskRunner:
 
     def __init__(
         self,
-        worker: Worker,
+        worker: Hooks,
         base: type,
         task_of_thread: threading.local,
         outcomes: Counter[str],
@@ -211,7 +209,7 @@ class TaskRunner:
 
     def _run(self, task: Task, time_limit: AbstractContextManager[object] | None) -> Outcome:
         if self._pre_work:
-            _guarded(self._worker, 'pre_work', task=task)
+            _guarded(self._worker, self._worker.pre_work, 'pre_work', task=task)
         try:
             if time_limit is None:
                 returned_value = self._work(task)
@@ -224,7 +222,9 @@ class TaskRunner:
 
     def _succeeded(self, task: Task, returned_value: Any) -> Outcome:
         if self._post_work:
-            _guarded(self._worker, 'post_work', task=task, success=True, exception=None)
+            _guarded(
+                self._worker, self._worker.post_work, 'post_work', task=task, success=True, exception=None
+            )
         if self._announce_success:
             return _handle(self._worker, _SUCCESS, 'on_success', task=task, returned_value=returned_value)
         return _SUCCESS
@@ -253,28 +253,28 @@ def young_collections_at_most_every(allocations: int) -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-def _after_failure(worker: Worker, task: Task, error: BaseException) -> Outcome:
+def _after_failure(worker: Hooks, task: Task, error: BaseException) -> Outcome:
     """``work`` raised ``error``: run ``post_work`` and the matching handler."""
     if isinstance(error, WorkerTimedout):
-        _guarded(worker, 'post_work', task=task, success=False, exception=error)
+        _guarded(worker, worker.post_work, 'post_work', task=task, success=False, exception=error)
         return _handle(worker, Outcome.TIMEOUT, 'on_timeout', task=task)
     if isinstance(error, WorkerInterrupt):
-        _guarded(worker, 'post_work', task=task, success=False, exception=error)
+        _guarded(worker, worker.post_work, 'post_work', task=task, success=False, exception=error)
         # Sergeant 0.27's rule, kept so its programs see the same calls: on_stop is for stop(),
         # not respawn(), and only the threaded executor calls it
         if isinstance(error, WorkerStop) and worker.config.number_of_threads > 1:
             _handle(worker, Outcome.STOPPED, 'on_stop', task=task)
         raise error
     if isinstance(error, (WorkerRetry, WorkerMaxRetries, WorkerRequeue)):
-        _guarded(worker, 'post_work', task=task, success=False, exception=error)
+        _guarded(worker, worker.post_work, 'post_work', task=task, success=False, exception=error)
         return _signalled(worker, error, task)
     if isinstance(error, Exception):
-        _guarded(worker, 'post_work', task=task, success=False, exception=error)
+        _guarded(worker, worker.post_work, 'post_work', task=task, success=False, exception=error)
         return _handle(worker, Outcome.FAILURE, 'on_failure', task=task, exception=error)
     raise error  # KeyboardInterrupt, SystemExit and the like
 
 
-def _handle(worker: Worker, outcome: Outcome, event: str, **arguments: Any) -> Outcome:
+def _handle(worker: Hooks, outcome: Outcome, event: str, **arguments: Any) -> Outcome:
     try:
         worker.handle_event(event, **arguments)
     except (WorkerRetry, WorkerMaxRetries, WorkerRequeue) as signal:
@@ -287,18 +287,18 @@ def _handle(worker: Worker, outcome: Outcome, event: str, **arguments: Any) -> O
     return outcome
 
 
-def _signalled(worker: Worker, signal: BaseException, task: Task) -> Outcome:
+def _signalled(worker: Hooks, signal: BaseException, task: Task) -> Outcome:
     for kind, outcome, event in _SIGNAL_OUTCOMES:
         if isinstance(signal, kind):
             return _handle(worker, outcome, event, task=task)
     raise AssertionError(f'unexpected signal {signal!r}')
 
 
-def _guarded(worker: Worker, hook: str, **arguments: Any) -> None:
+def _guarded(worker: Hooks, hook: Callable[..., None], name: str, **arguments: Any) -> None:
     try:
-        getattr(worker, hook)(**arguments)
+        hook(**arguments)
     except WorkerInterrupt:
         raise
     except Exception as error:
         # the hook's arguments as record attributes, as Sergeant 0.27 logs them
-        worker.logger.error('%s failed: %s', hook, error, exc_info=True, extra=arguments)
+        worker.logger.error('%s failed: %s', name, error, exc_info=True, extra=arguments)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from .connector import Connector
+from ..connector import Connector
+from .retries import may_run
 
 _PREFIX = '__sergeant_isolation__'
 _SHARED, _ALONE = b'shared', b'alone'
@@ -76,7 +77,7 @@ def judge(connector: Connector, name: str, run_count: int, max_retries: int) -> 
     if note.ran_alone:
         connector.key_delete(name)
         return Verdict(False, f'it killed its worker again when run alone; run_count {run_count}')
-    if run_count - note.shared_deaths > max_retries:
+    if not may_run(run_count - note.shared_deaths, max_retries):
         connector.key_delete(name)
         return Verdict(False, f'its worker died while running it, alone or not; run_count {run_count}')
     connector.key_set(name, Note(note.shared_deaths, ran_alone=True).encode())

@@ -1,4 +1,8 @@
-"""Tasks to payload bytes and back, on top of one connector.
+"""The task codec: Tasks to payload bytes and back, on top of one connector.
+
+"Broker" in Sergeant means the server (Redis, MongoDB, the embedded SQLite
+file), reached through a :mod:`~sergeant.connector`; this layer only turns tasks
+into payloads and back on the way.
 
 The wire form of a task is ``[kwargs, trace_id, date, run_count, ready_at]`` passed
 through the encoder: ``ready_at`` is when the push made it ready to run (its due time
@@ -6,7 +10,7 @@ when delayed; a retry's own push), for the queue-wait metric. Payloads without i
 (written by earlier versions) are read too, as ready at their ``date``.
 
 A payload that cannot be decoded (corrupt, foreign or wrongly signed) never
-reaches user code: the broker moves it to the dead-letter queue with the reason
+reaches user code: the codec moves it to the dead-letter queue with the reason
 and reports it to the caller.
 """
 
@@ -58,7 +62,7 @@ class LeasedTask:
     """A decoded task and the receipt of the delivery that brought it.
 
     ``ready_at``: when its push made it ready to run (seconds since the epoch);
-    ``alone``: run it with nothing else running (see :mod:`sergeant.isolation`);
+    ``alone``: run it with nothing else running (see :mod:`sergeant.loop.isolation`);
     ``isolation_note``: the name of the note to delete once it ended, for a task
     delivered again.
     """
@@ -86,8 +90,12 @@ class Popped:
     dead_lettered: list[DeadLetter]
 
 
-class Broker:
-    """Pushes, pops and dead-letters Tasks on a connector, through an encoder."""
+class TaskCodec:
+    """Pushes, pops and dead-letters Tasks on a connector, through an encoder.
+
+    A worker keeps its codec as ``worker.broker``: Sergeant 0.27's name for it, which its users
+    reach (``worker.broker.get_key(name=...)``).
+    """
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
         self.connector = connector

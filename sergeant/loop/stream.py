@@ -16,14 +16,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from .broker import Broker, LeasedTask
-from .config import WorkerConfig
-from .connector import CompletedPop, DeadLetter, Deliveries, PendingPop
+from ..codec import LeasedTask, TaskCodec
+from ..config import WorkerConfig
+from ..connector import CompletedPop, DeadLetter, Deliveries, PendingPop
+from ..metrics.queue_wait import QueueWaitHistogram
+from ..objects import Task
 from .isolation import Verdict, judge, note_name
-from .lease_keeper import LeaseKeeper
-from .metrics.queue_wait import QueueWaitHistogram
-from .objects import Task
-from .start_journal import StartJournal
+from .journal import StartJournal
+from .leases import LeaseKeeper
+from .retries import may_run
 
 _MIN_IDLE_SLEEP = 0.02
 _MAX_IDLE_SLEEP = 1.0
@@ -93,7 +94,7 @@ class TaskStream:
 
     def __init__(
         self,
-        broker: Broker,
+        codec: TaskCodec,
         config: WorkerConfig,
         events: StreamEvents,
         keeper: LeaseKeeper | None,
@@ -101,7 +102,7 @@ class TaskStream:
         journal: StartJournal | None = None,
         queue_waits: QueueWaitHistogram | None = None,
     ) -> None:
-        self._broker = broker
+        self._codec = codec
         self._journal = journal
         self._queue_waits = queue_waits
         self.before_alone: Callable[[], None] = _nothing_else_runs
@@ -224,7 +225,7 @@ class TaskStream:
         keeper = self._keeper
         acks = keeper.take_acks() if keeper is not None else []
         try:
-            pending = self._broker.begin_pop_tasks(self._queue, wanted, self._config.delivery.lease, acks)
+            pending = self._codec.begin_pop_tasks(self._queue, wanted, self._config.delivery.lease, acks)
         except Exception as error:  # connectors report errors through result(); this is a bug's safety net
             pending = CompletedPop(error=error)
         if keeper is not None:
@@ -286,7 +287,7 @@ class TaskStream:
         saw them, and would wait for their lease to run out. Called with no pop in
         flight, so the held receipts and ``deliveries`` are everything this worker knows.
         """
-        keeper, connector = self._keeper, self._broker.connector
+        keeper, connector = self._keeper, self._codec.connector
         owner = connector.lease_owner
         if keeper is None or owner is None:
             self._lost_pop = False
@@ -302,7 +303,7 @@ class TaskStream:
         """Decode received deliveries into the prefetched tasks and hold their leases."""
         keeper = self._keeper
         try:
-            popped = self._broker.decode_deliveries(self._queue, deliveries)
+            popped = self._codec.decode_deliveries(self._queue, deliveries)
         except Exception as error:
             self._events.fetch_failed(error)
             return
@@ -361,7 +362,7 @@ class TaskStream:
         keeper.unwatch(request.pending)
         keeper.acked(request.acks)
         if deliveries.receipts:
-            self._broker.connector.nack(self._queue, deliveries.receipts)
+            self._codec.connector.nack(self._queue, deliveries.receipts)
 
     def _take_waiting(self) -> list[LeasedTask]:
         """Empty the prefetched tasks, one atomic pop at a time (another thread may take too)."""
@@ -376,17 +377,18 @@ class TaskStream:
         """Give leased tasks that never started back to the head of the queue, uncounted."""
         receipts = [leased.receipt for leased in unstarted]
         if receipts and self._keeper is not None:
-            self._broker.connector.nack(self._queue, receipts)
+            self._codec.connector.nack(self._queue, receipts)
             self._keeper.forget(receipts)
 
     def _screen_redeliveries(self, fresh: list[LeasedTask], deliveries: Deliveries) -> list[LeasedTask]:
         """Tasks to run; the ones whose deliveries used up ``max_retries`` go to the dead-letter queue.
 
-        Unless :mod:`sergeant.isolation` says to run one alone first. Tasks delivered
+        Unless :mod:`sergeant.loop.isolation` says to run one alone first. Tasks delivered
         again carry the name of their isolation note, deleted once they end.
         """
-        limit = self._config.max_retries
+        limit = self._config.max_retries  # not 0: the caller screens only with a limit
         counts = deliveries.delivery_counts
+        # may_run, inlined: the common batch has no redelivery and no task near its limit
         if counts.count(1) == len(counts) and all([leased.task.run_count <= limit for leased in fresh]):
             return fresh
         payloads = dict(zip(deliveries.receipts, zip(deliveries.payloads, counts, strict=True), strict=True))
@@ -396,18 +398,18 @@ class TaskStream:
             if delivery_count > 1:
                 leased.isolation_note = note_name(self._queue, payload)
             run_count = leased.task.run_count
-            if run_count <= limit:
+            if may_run(run_count, limit):
                 kept.append(leased)
                 continue
             if leased.isolation_note is None:
                 verdict = Verdict(False, f'its run_count {run_count} is above max_retries')
             else:
-                verdict = judge(self._broker.connector, leased.isolation_note, run_count, limit)
+                verdict = judge(self._codec.connector, leased.isolation_note, run_count, limit)
             if verdict.run_alone:
                 leased.alone = True
                 kept.append(leased)
                 continue
-            self._broker.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
+            self._codec.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
             self._events.redeliveries_exhausted(leased.task)
         return kept
 
@@ -427,13 +429,13 @@ class TaskStream:
         Safe to call from any thread while another iterates the stream.
         """
         if leased.isolation_note is not None:
-            self._broker.connector.key_delete(leased.isolation_note)
+            self._codec.connector.key_delete(leased.isolation_note)
         if outcome is not _MAX_RETRIES:
             if self._ack is not None:
                 self._ack(leased.receipt)
             return
         reason = f'max retries ({self._config.max_retries}) exhausted'
-        self._broker.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
+        self._codec.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
         if self._keeper:
             self._keeper.forget([leased.receipt])
 
@@ -451,7 +453,7 @@ class TaskStream:
         unstarted = self._take_waiting()
         if self._keeper is None:
             # at-most-once: popping deleted them, so they are pushed again
-            self._broker.push_tasks(self._queue, [leased.task for leased in unstarted], 'HIGH')
+            self._codec.push_tasks(self._queue, [leased.task for leased in unstarted], 'HIGH')
             return
         try:
             self._nack(unstarted)
