@@ -25,7 +25,7 @@ from typing import Any
 
 from . import config as sergeant_config
 from .codec import DeadTask, TaskCodec
-from .connector import DeadLetter, Lock, Priority, create_connector, process_lease_owner
+from .connector import Lock, Priority, create_connector
 from .encoder import Encoder
 from .errors import ConfigError
 from .executor import create_executor
@@ -40,15 +40,12 @@ from .interrupts import (
     WorkerTimedout,
 )
 from .logging.json_lines import JsonLinesFormatter
-from .logging.outages import OutageLog
+from .loop.consume import consume
 from .loop.journal import StartJournal
-from .loop.leases import LeaseKeeper
 from .loop.retries import may_run
-from .loop.runner import TaskRunner, young_collections_at_most_every
-from .loop.stream import Outcome, StreamEvents, TaskStream
 from .loop.summary import LoopEnd, loop_end, process_usage
 from .loop.thread_guard import unkillable_threads
-from .metrics import BatchClock, WorkerMetrics
+from .metrics import WorkerMetrics
 from .objects import Task
 
 __all__ = [
@@ -77,12 +74,6 @@ _EVENT_LOG: dict[str, tuple[int, str]] = {
 
 
 _library_logger = logging.getLogger('sergeant.worker')
-
-# While the loop runs, the collector looks at young objects only after this many
-# allocations (CPython's default is 700): a transaction's tasks are allocated
-# together and stay alive until they ran, so frequent young collections find
-# nothing to free and only promote them (about 15% of a no-op task's cost).
-_YOUNG_GC_THRESHOLD = 10_000
 
 
 class Worker:
@@ -376,39 +367,18 @@ class Worker:
         return self._task_metrics
 
     def _execute_tasks(self) -> None:
-        lease = self.config.delivery.lease
-        keeper = None
-        journal = None
-        if lease is not None:
-            owner = self.broker.connector.lease_owner = process_lease_owner()
-            keeper = LeaseKeeper(self.broker.connector, self.config.name, lease, self.logger)
-            keeper.start()
-            journal = self.start_journal
-            if journal is not None:
-                journal.begin(owner, self.config.name)
-        metrics = self._task_metrics
-        guard = self._outcomes_guard if self.config.number_of_threads > 1 else None
-        durations = metrics.durations if metrics is not None else None
-        runner = TaskRunner(self, Worker, self._task_of_thread, self.outcomes, guard, durations)
-        clock = runner.batch_clock
-        # asked before every task: a C-level partial is cheaper than a lambda
-        should_stop = functools.partial(getattr, self, 'received_stop_signal')
-        events = _WorkerStreamEvents(self, metrics, clock)
-        waits = metrics.queue_waits if metrics is not None else None
-        stream = TaskStream(self.broker, self.config, events, keeper, should_stop, journal, waits)
-        if metrics is not None:
-            metrics.loop_started(lambda: stream.delivered)
-        try:
-            with young_collections_at_most_every(_YOUNG_GC_THRESHOLD):
-                create_executor(self.config, runner.run).execute(stream)
-        finally:
-            if clock is not None:
-                clock.close()  # before close(): tasks received then are handed back, not run
-            if metrics is not None:
-                metrics.loop_ended()
-            stream.close()
-            if journal is not None:
-                journal.end()
+        consume(
+            self,
+            Worker,
+            self.broker,
+            functools.partial(create_executor, self.config),
+            outcomes=self.outcomes,
+            task_of_thread=self._task_of_thread,
+            outcomes_guard=self._outcomes_guard,
+            journal=self.start_journal,
+            metrics=self._task_metrics,
+            stop_flag=self,
+        )
 
     # -- hooks for subclasses -----------------------------------------------------------
 
@@ -455,57 +425,3 @@ class Worker:
 def _utc_now() -> datetime.datetime:
     """The time in UTC without a timezone, as Sergeant 0.27's summaries give it."""
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-class _WorkerStreamEvents(StreamEvents):
-    """Turns stream events into worker logs, handlers, outcome counts and metrics."""
-
-    def __init__(self, worker: Worker, metrics: WorkerMetrics | None, clock: BatchClock | None) -> None:
-        self._worker = worker
-        self._metrics = metrics
-        self._clock = clock
-        self._fetch_outage = OutageLog(worker.logger, 'fetch tasks')
-
-    def waiting(self) -> None:
-        if self._clock is not None:
-            self._clock.batch_done()
-
-    def received(self) -> None:
-        if self._clock is not None:
-            self._clock.batch_received()
-
-    def dead_lettered(self, letter: DeadLetter) -> None:
-        self._worker.outcomes['dead_letter'] += 1
-        if self._metrics is not None:
-            self._metrics.counted_without_running()
-        if self._worker.config.logging.events.on_dead_letter:
-            self._worker.logger.error('payload dead-lettered: %s', letter.reason)
-
-    def redeliveries_exhausted(self, task: Task) -> None:
-        self._worker.outcomes[Outcome.MAX_RETRIES.value] += 1
-        if self._metrics is not None:
-            self._metrics.counted_without_running()
-        try:
-            self._worker.handle_event('on_max_retries', task=task)
-        except WorkerInterrupt:
-            raise
-        except WorkerException:
-            pass  # retry/requeue make no sense for a task that keeps killing its worker
-        except Exception as error:
-            self._worker.logger.error('on_max_retries handler failed: %s', error, exc_info=True)
-
-    def starving(self, seconds_without_tasks: float) -> None:
-        try:
-            self._worker.handle_event('on_starvation', time_with_no_tasks=int(seconds_without_tasks))
-        except WorkerInterrupt:
-            raise
-        except Exception as error:
-            self._worker.logger.error('on_starvation handler failed: %s', error, exc_info=True)
-
-    def fetch_failed(self, error: Exception) -> None:
-        if self._metrics is not None:
-            self._metrics.fetch_failed()
-        self._fetch_outage.failed(error)
-
-    def fetched(self) -> None:
-        self._fetch_outage.worked()

@@ -17,29 +17,12 @@ With ``timeouts.timeout == 0`` neither starts a killer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Protocol
-
 from ..config import WorkerConfig
-from ..loop.stream import Outcome, TaskStream
-from ..objects import Task
+from ..loop.consume import Executor, RunTask
 from .serial import SerialExecutor
 from .threaded import ThreadedExecutor
 
 __all__ = ['Executor', 'RunTask', 'SerialExecutor', 'ThreadedExecutor', 'create_executor']
-
-
-class Executor(Protocol):
-    def execute(self, stream: TaskStream) -> None:
-        """Run every task of the stream and settle each one; return when the stream ends.
-
-        Stop and respawn signals raised by a task propagate once the executor is idle.
-        """
-
-
-# run(task, time_limit) executes one task; time_limit is entered around the user's work() only
-RunTask = Callable[[Task, AbstractContextManager[object] | None], Outcome]
 
 
 def create_executor(config: WorkerConfig, run: RunTask) -> Executor:

@@ -12,7 +12,9 @@
 * :mod:`.leases` keeps every held lease alive and sends acknowledgements;
 * :mod:`.journal` notes each task as it starts, so that after a crash
   :mod:`.predecessor` hands back exactly what the dead worker held;
-* :mod:`.summary` tells how the loop ended.
+* :mod:`.summary` tells how the loop ended;
+* :mod:`.consume` assembles one loop from these and tears it down; :mod:`.events`
+  turns what the stream reports into outcome counts, handlers, logs and metrics.
 
 :class:`sergeant.worker.Worker` assembles these; nothing here imports it.
 """
