@@ -2,6 +2,8 @@
 
 Each subcommand adds its parser in a function of its own and sets a ``handler``
 that receives the parsed arguments and its parser, and returns the exit code.
+``supervise`` is here; the operating commands (``queues``, ``dlq``, ``push``,
+``purge``) live in :mod:`sergeant.commands`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .commands import add_commands
 from .supervisor import OptionError, add_arguments, options_from, run
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'sergeant {__version__}')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     add_supervise_command(subparsers)
+    add_commands(subparsers)
     return parser
 
 

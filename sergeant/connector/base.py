@@ -18,7 +18,12 @@ Delivery model
   returns: at-most-once, Sergeant 0.27's behaviour.
 * A receipt names one *delivery*, not one item: after a lease expired and the item
   was delivered again, the first receipt no longer acknowledges anything.
-* Each queue has a dead-letter queue holding :class:`DeadLetter` entries.
+* Each queue has a dead-letter queue holding :class:`DeadLetter` entries, each
+  named by an ``id`` the backend gives it, so that an operator can look at one
+  letter and put chosen ones back (``find_dead_letters``,
+  ``requeue_dead_letters_by_id``).
+* ``queues`` names every queue holding anything, and ``head_pushed_at`` says how
+  long the next item in line has waited: what ``sergeant queues`` shows.
 * ``begin_pop`` (optional) sends a pop and returns a :class:`PendingPop` whose
   answer is read later, so a worker's next tasks travel while it runs the
   current ones. The default pops at once; the Redis connector overrides it.
@@ -39,7 +44,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
@@ -70,11 +75,16 @@ class Message:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A payload that will not be processed again unless requeued, and why."""
+    """A payload that will not be processed again unless requeued, and why.
+
+    ``id`` names a stored letter within its queue's dead letters (read back from the
+    backend); it is empty on a letter about to be stored, and ignored by ``dead_letter``.
+    """
 
     payload: bytes
     reason: str
     failed_at: float = dataclasses.field(default_factory=time.time)
+    id: str = ''
 
 
 @dataclasses.dataclass(slots=True)
@@ -314,6 +324,19 @@ class Connector(abc.ABC):
         """Items currently leased by consumers."""
 
     @abc.abstractmethod
+    def queues(self) -> list[str]:
+        """The names of every queue holding ready, delayed or leased items or dead letters, sorted."""
+
+    @abc.abstractmethod
+    def head_pushed_at(self, queue: str) -> float | None:
+        """When the next ready item a pop would take was pushed (a UNIX time).
+
+        None when no item is ready, or when the backend cannot tell (an item written
+        by an earlier version or another client). With several nodes: the earliest of
+        their heads. A requeued dead letter counts as pushed when it was requeued.
+        """
+
+    @abc.abstractmethod
     def delete(self, queue: str) -> bool:
         """Remove ready, delayed and leased items; True when anything was removed.
 
@@ -333,7 +356,11 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
-        """Read up to ``count`` dead letters, oldest first, without removing them."""
+        """Read up to ``count`` dead letters, oldest first, without removing them; ids filled in."""
+
+    @abc.abstractmethod
+    def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
+        """The stored dead letters named by ``ids``, oldest first; ids not found are left out."""
 
     @abc.abstractmethod
     def dead_letter_length(self, queue: str) -> int:
@@ -344,8 +371,20 @@ class Connector(abc.ABC):
         """Move up to ``count`` (all when None) oldest dead letters back to the ready queue."""
 
     @abc.abstractmethod
-    def purge_dead_letters(self, queue: str) -> int:
-        """Delete every dead letter of the queue; return how many were deleted."""
+    def requeue_dead_letters_by_id(
+        self, queue: str, ids: Sequence[str], payloads: Mapping[str, bytes] | None = None
+    ) -> int:
+        """Move the dead letters named by ``ids`` back to the tail of the ready queue.
+
+        Each letter moves at most once, atomically: a letter another caller moved (or
+        purged) meanwhile is skipped, never pushed twice. ``payloads`` maps an id to
+        the payload to push instead of the letter's own (e.g. the task with its retries
+        reset). Returns how many letters were moved.
+        """
+
+    @abc.abstractmethod
+    def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
+        """Delete the ``count`` oldest (all when None) dead letters of the queue; return how many."""
 
     # -- keys and locks -----------------------------------------------------
 

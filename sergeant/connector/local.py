@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS items (
     leased_until REAL,
     lease_token BLOB,
     redeliveries INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT
+    lease_owner TEXT,
+    pushed_at REAL
 );
 CREATE INDEX IF NOT EXISTS items_by_order ON items (queue, priority DESC, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -125,9 +126,13 @@ class LocalConnector(Connector):
     ) -> int:
         rank = _PRIORITY_RANK[check_priority(priority)]
         ready_at = 0.0 if consumable_from is None else consumable_from
-        rows = [(queue, payload, rank, ready_at) for payload in payloads]
+        now = time.time()
+        rows = [(queue, payload, rank, ready_at, now) for payload in payloads]
         with self._transaction() as db:
-            db.executemany('INSERT INTO items (queue, payload, priority, ready_at) VALUES (?, ?, ?, ?)', rows)
+            db.executemany(
+                'INSERT INTO items (queue, payload, priority, ready_at, pushed_at) VALUES (?, ?, ?, ?, ?)',
+                rows,
+            )
         return len(rows)
 
     def pop(
@@ -234,6 +239,18 @@ class LocalConnector(Connector):
         )
         return int(rows[0][0])
 
+    def queues(self) -> list[str]:
+        rows = self._query('SELECT queue FROM items UNION SELECT queue FROM dead_letters ORDER BY 1')
+        return [str(row[0]) for row in rows]
+
+    def head_pushed_at(self, queue: str) -> float | None:
+        now = time.time()
+        rows = self._query(
+            f'SELECT pushed_at FROM items WHERE {_CLAIMABLE} ORDER BY priority DESC, id LIMIT 1',
+            (queue, now, now),
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def delete(self, queue: str) -> bool:
         with self._transaction() as db:
             return db.execute('DELETE FROM items WHERE queue = ?', (queue,)).rowcount > 0
@@ -251,10 +268,21 @@ class LocalConnector(Connector):
 
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
         rows = self._query(
-            'SELECT payload, reason, failed_at FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?',
+            'SELECT payload, reason, failed_at, id FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?',
             (queue, count),
         )
-        return [DeadLetter(row[0], row[1], row[2]) for row in rows]
+        return [DeadLetter(row[0], row[1], row[2], str(row[3])) for row in rows]
+
+    def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
+        rows: list[Any] = []
+        for part in _row_id_parts(ids):
+            rows += self._query(
+                'SELECT payload, reason, failed_at, id FROM dead_letters '
+                f'WHERE queue = ? AND id IN ({", ".join("?" * len(part))})',
+                (queue, *part),
+            )
+        rows.sort(key=lambda row: int(row[3]))
+        return [DeadLetter(row[0], row[1], row[2], str(row[3])) for row in rows]
 
     def dead_letter_length(self, queue: str) -> int:
         return int(self._query('SELECT COUNT(*) FROM dead_letters WHERE queue = ?', (queue,))[0][0])
@@ -265,16 +293,37 @@ class LocalConnector(Connector):
             rows = db.execute(
                 'SELECT id, payload FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?', (queue, limit)
             ).fetchall()
-            db.executemany(
-                'INSERT INTO items (queue, payload, priority, ready_at) VALUES (?, ?, 0, 0)',
-                [(queue, row[1]) for row in rows],
-            )
-            db.executemany('DELETE FROM dead_letters WHERE id = ?', [(row[0],) for row in rows])
+            _requeue_rows(db, queue, rows)
         return len(rows)
 
-    def purge_dead_letters(self, queue: str) -> int:
+    def requeue_dead_letters_by_id(
+        self, queue: str, ids: Sequence[str], payloads: Mapping[str, bytes] | None = None
+    ) -> int:
+        replacements = payloads or {}
+        moved = 0
         with self._transaction() as db:
-            return int(db.execute('DELETE FROM dead_letters WHERE queue = ?', (queue,)).rowcount)
+            for part in _row_id_parts(ids):
+                marks = ', '.join('?' * len(part))
+                rows = db.execute(
+                    f'SELECT id, payload FROM dead_letters WHERE queue = ? AND id IN ({marks}) ORDER BY id',
+                    (queue, *part),
+                ).fetchall()
+                rows = [(row[0], replacements.get(str(row[0]), row[1])) for row in rows]
+                _requeue_rows(db, queue, rows)
+                moved += len(rows)
+        return moved
+
+    def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
+        with self._transaction() as db:
+            if count is None:
+                return int(db.execute('DELETE FROM dead_letters WHERE queue = ?', (queue,)).rowcount)
+            return int(
+                db.execute(
+                    'DELETE FROM dead_letters WHERE id IN '
+                    '(SELECT id FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?)',
+                    (queue, max(0, count)),
+                ).rowcount
+            )
 
     # -- keys and locks --------------------------------------------------------------
 
@@ -353,9 +402,26 @@ class LocalLock(Lock):
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Bring a broker file written by an earlier version up to the current schema."""
     columns = {row[1] for row in db.execute('PRAGMA table_info(items)')}
-    if 'lease_owner' not in columns:
-        with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
-            db.execute('ALTER TABLE items ADD COLUMN lease_owner TEXT')
+    for column, kind in (('lease_owner', 'TEXT'), ('pushed_at', 'REAL')):
+        if column not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                db.execute(f'ALTER TABLE items ADD COLUMN {column} {kind}')
+
+
+def _requeue_rows(db: sqlite3.Connection, queue: str, rows: Sequence[tuple[int, bytes]]) -> None:
+    """Push dead letters' ``(id, payload)`` rows to the tail of ready and delete the letters."""
+    now = time.time()
+    db.executemany(
+        'INSERT INTO items (queue, payload, priority, ready_at, pushed_at) VALUES (?, ?, 0, 0, ?)',
+        [(queue, payload, now) for _, payload in rows],
+    )
+    db.executemany('DELETE FROM dead_letters WHERE id = ?', [(row[0],) for row in rows])
+
+
+def _row_id_parts(ids: Sequence[str], size: int = 500) -> list[list[int]]:
+    """Dead-letter ids as row ids, in parts small enough for one statement; other ids are dropped."""
+    row_ids = sorted({int(value) for value in ids if value.isascii() and value.isdigit()})
+    return [row_ids[i : i + size] for i in range(0, len(row_ids), size)]
 
 
 def _unpack(receipts: Sequence[bytes]) -> list[tuple[int, bytes]]:

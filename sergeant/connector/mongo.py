@@ -29,11 +29,12 @@ from typing import Any, ParamSpec, TypeVar
 import bson
 import pymongo.errors
 from bson import ObjectId
+from pymongo.collection import Collection
 
 from ..errors import ConnectorError
 from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
-from .mongo_params import MongoSettings, create_client, database_name, parse_params
-from .mongo_store import DEAD_ORDER, MAX_PAYLOAD_BYTES, MongoStore, read_in_parts
+from .mongo_params import Document, MongoSettings, create_client, database_name, parse_params
+from .mongo_store import DEAD_ORDER, MAX_PAYLOAD_BYTES, ORDER, MongoStore, read_in_parts
 
 __all__ = ['MongoConnector', 'MongoLock']
 
@@ -230,6 +231,26 @@ class MongoConnector(Connector):
         return sum(self._store(i).items.count_documents(query) for i in range(len(self._stores)))
 
     @_driver_errors
+    def queues(self) -> list[str]:
+        names: set[str] = set()
+        for index in range(len(self._stores)):
+            store = self._store(index)
+            for collection in (store.items, store.dead):
+                names.update(name for name in collection.distinct('queue') if isinstance(name, str))
+        return sorted(names)
+
+    @_driver_errors
+    def head_pushed_at(self, queue: str) -> float | None:
+        ready = {'queue': queue, 'visible_at': {'$lte': time.time()}}
+        heads = []
+        for index in range(len(self._stores)):
+            head = self._store(index).items.find_one(ready, {'_id': 1}, sort=ORDER)
+            # a document's ObjectId holds the second it was inserted: its push
+            if head is not None and isinstance(head['_id'], ObjectId):
+                heads.append(head['_id'].generation_time.timestamp())
+        return min(heads) if heads else None
+
+    @_driver_errors
     def delete(self, queue: str) -> bool:
         deleted = [self._store(i).items.delete_many({'queue': queue}) for i in range(len(self._stores))]
         return any(result.deleted_count > 0 for result in deleted)
@@ -263,8 +284,16 @@ class MongoConnector(Connector):
             return []
         dead = self._store(self._home(queue)).dead
         heads = list(dead.find({'queue': queue}, {'size': 1}, sort=DEAD_ORDER, limit=count))
-        found = read_in_parts(dead, heads, {'payload': 1, 'reason': 1, 'failed_at': 1}, DEAD_ORDER)
-        return [DeadLetter(bytes(doc['payload']), doc['reason'], doc['failed_at']) for doc in found]
+        return _read_dead_letters(dead, heads)
+
+    @_driver_errors
+    def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
+        object_ids = _object_ids(ids)
+        if not object_ids:
+            return []
+        dead = self._store(self._home(queue)).dead
+        heads = list(dead.find({'queue': queue, '_id': {'$in': object_ids}}, {'size': 1}, sort=DEAD_ORDER))
+        return _read_dead_letters(dead, heads)
 
     @_driver_errors
     def dead_letter_length(self, queue: str) -> int:
@@ -282,19 +311,39 @@ class MongoConnector(Connector):
             if not heads:
                 break
             found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
-            # The ledger makes concurrent requeues move each letter once.
-            outcomes = store.win([f'dead:{doc["_id"]}' for doc in found])
-            won = [doc for doc, ok in zip(found, outcomes, strict=True) if ok]
-            taken.extend(doc['_id'] for doc, ok in zip(found, outcomes, strict=True) if not ok)
-            if won:
-                store.insert_items(queue, [bytes(doc['payload']) for doc in won], _RANK['NORMAL'], 0.0)
-                store.dead.delete_many({'_id': {'$in': [doc['_id'] for doc in won]}})
-                moved += len(won)
+            won = _move_dead_letters(store, queue, found, {})
+            won_ids = {doc['_id'] for doc in won}
+            taken.extend(doc['_id'] for doc in found if doc['_id'] not in won_ids)
+            moved += len(won)
         return moved
 
     @_driver_errors
-    def purge_dead_letters(self, queue: str) -> int:
-        return self._store(self._home(queue)).dead.delete_many({'queue': queue}).deleted_count
+    def requeue_dead_letters_by_id(
+        self, queue: str, ids: Sequence[str], payloads: Mapping[str, bytes] | None = None
+    ) -> int:
+        object_ids = _object_ids(ids)
+        if not object_ids:
+            return 0
+        store = self._store(self._home(queue))
+        moved = 0
+        for start in range(0, len(object_ids), _REQUEUE_BATCH):
+            part = object_ids[start : start + _REQUEUE_BATCH]
+            heads = list(
+                store.dead.find({'queue': queue, '_id': {'$in': part}}, {'size': 1}, sort=DEAD_ORDER)
+            )
+            found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
+            moved += len(_move_dead_letters(store, queue, found, payloads or {}))
+        return moved
+
+    @_driver_errors
+    def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
+        dead = self._store(self._home(queue)).dead
+        if count is None:
+            return dead.delete_many({'queue': queue}).deleted_count
+        if count <= 0:
+            return 0  # a limit of 0 means none to the driver
+        oldest = [doc['_id'] for doc in dead.find({'queue': queue}, {'_id': 1}, sort=DEAD_ORDER, limit=count)]
+        return dead.delete_many({'_id': {'$in': oldest}}).deleted_count if oldest else 0
 
     # -- keys and locks ------------------------------------------------------------------
 
@@ -403,6 +452,36 @@ class MongoLock(Lock):
 
     def _ledger_key(self, current: Mapping[str, Any]) -> str:
         return f'lock:{self.name}:{bytes(current["version"]).hex()}'
+
+
+def _read_dead_letters(dead: Collection[Document], heads: Sequence[Document]) -> list[DeadLetter]:
+    found = read_in_parts(dead, heads, {'payload': 1, 'reason': 1, 'failed_at': 1}, DEAD_ORDER)
+    return [
+        DeadLetter(bytes(doc['payload']), doc['reason'], doc['failed_at'], str(doc['_id'])) for doc in found
+    ]
+
+
+def _move_dead_letters(
+    store: MongoStore, queue: str, found: Sequence[Document], replacements: Mapping[str, bytes]
+) -> list[Document]:
+    """Push dead letters (read with their payload) to the ready queue and delete them; return those moved.
+
+    The ledger makes concurrent requeues move each letter once. The items are
+    inserted before the letters are deleted: a requeue that dies in between leaves a
+    letter that was also requeued (a duplicate), never a lost one.
+    """
+    outcomes = store.win([f'dead:{doc["_id"]}' for doc in found])
+    won = [doc for doc, ok in zip(found, outcomes, strict=True) if ok]
+    if won:
+        payloads = [replacements.get(str(doc['_id']), bytes(doc['payload'])) for doc in won]
+        store.insert_items(queue, payloads, _RANK['NORMAL'], 0.0)
+        store.dead.delete_many({'_id': {'$in': [doc['_id'] for doc in won]}})
+    return won
+
+
+def _object_ids(ids: Sequence[str]) -> list[ObjectId]:
+    """The ids that are ObjectIds (the ids of Mongo dead letters), once each; others are dropped."""
+    return list(dict.fromkeys(ObjectId(value) for value in ids if ObjectId.is_valid(value)))
 
 
 def _message(index: int, token: bytes, document: Mapping[str, Any]) -> Message:

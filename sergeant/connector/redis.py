@@ -52,6 +52,7 @@ from .redis_node import (
     PopChannel,
     QueueKeys,
     RedisNode,
+    dead_letter_id,
     decode_dead_letter,
     encode_dead_letter,
     group_receipts,
@@ -146,6 +147,11 @@ class _SentPop(PendingPop):
                 except redis.RedisError as error:
                     self._answer = CompletedPop(error=_connector_error('pop', error))
         return self._answer.result()
+
+
+def _dead_letter_of(letter: bytes) -> DeadLetter:
+    payload, reason, failed_at = decode_dead_letter(letter)
+    return DeadLetter(payload, reason, failed_at, dead_letter_id(letter))
 
 
 def _lease_ms(lease_seconds: float) -> int:
@@ -316,6 +322,17 @@ class RedisConnector(Connector):
         return sum(node.in_flight(keys) for node in self._nodes)
 
     @_driver_errors
+    def queues(self) -> list[str]:
+        return sorted(set().union(*[node.queues() for node in self._nodes]))
+
+    @_driver_errors
+    def head_pushed_at(self, queue: str) -> float | None:
+        keys = queue_keys(queue)
+        heads = [node.head_pushed_at(keys) for node in self._nodes]
+        known = [pushed for pushed in heads if pushed is not None]
+        return min(known) if known else None
+
+    @_driver_errors
     def delete(self, queue: str) -> bool:
         keys = queue_keys(queue)
         deleted = [node.delete(keys) for node in self._nodes]
@@ -345,7 +362,14 @@ class RedisConnector(Connector):
     @_driver_errors
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
         encoded = self._home(queue).dead_letters(queue_keys(queue), count)
-        return [DeadLetter(*decode_dead_letter(letter)) for letter in encoded]
+        return [_dead_letter_of(letter) for letter in encoded]
+
+    @_driver_errors
+    def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
+        if not ids:
+            return []
+        encoded = self._home(queue).find_dead_letters(queue_keys(queue), ids)
+        return [_dead_letter_of(letter) for letter in encoded]
 
     @_driver_errors
     def dead_letter_length(self, queue: str) -> int:
@@ -356,8 +380,22 @@ class RedisConnector(Connector):
         return self._home(queue).requeue_dead_letters(queue_keys(queue), count)
 
     @_driver_errors
-    def purge_dead_letters(self, queue: str) -> int:
-        return self._home(queue).purge_dead_letters(queue_keys(queue))
+    def requeue_dead_letters_by_id(
+        self, queue: str, ids: Sequence[str], payloads: Mapping[str, bytes] | None = None
+    ) -> int:
+        if not ids:
+            return 0
+        home, keys, replacements = self._home(queue), queue_keys(queue), payloads or {}
+        pairs = []
+        for letter in home.find_dead_letters(keys, ids):
+            letter_id = dead_letter_id(letter)
+            payload = replacements[letter_id] if letter_id in replacements else decode_dead_letter(letter)[0]
+            pairs.append((letter, payload))
+        return home.requeue_dead_letter_pairs(keys, pairs)
+
+    @_driver_errors
+    def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
+        return self._home(queue).purge_dead_letters(queue_keys(queue), count)
 
     # -- keys and locks -------------------------------------------------------------------
 

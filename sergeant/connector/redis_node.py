@@ -13,10 +13,14 @@ Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
     sergeant:queue:Q:leased:G        LIST  the stored items lease group G leased, in pop order
     sergeant:queue:Q:leased:G:done   STRING  bitmap of the positions of G acknowledged or handed back
     sergeant:queue:Q:leased:owners   HASH  lease group id -> the consumer that popped it (its owner)
-    sergeant:queue:Q:dead            LIST  dead letters, oldest first
+    sergeant:queue:Q:dead            LIST  dead letters, oldest first; a letter's id is the first
+                                           16 hex digits of its SHA-1
 
-A stored item is 16 random id bytes, a 4-byte big-endian delivery counter and the
-payload. Leases are held per pop (``lua/leases.lua`` explains why): a receipt is
+A stored item is a 16-byte id, a 4-byte big-endian delivery counter and the
+payload. The id is when the item was pushed (6 bytes, big-endian milliseconds since
+the epoch: the age ``sergeant queues`` shows) and 10 random bytes; items written by
+versions before 1.0 have 16 random bytes there, so a pushed time outside the last
+few years reads as unknown. Leases are held per pop (``lua/leases.lua`` explains why): a receipt is
 the pop's group id and the item's position in it, so it names exactly one
 delivery; reclaiming an expired group deletes it, after which its receipts match
 nothing. Scripts touch a group's keys by name, so a node must be a standalone
@@ -28,10 +32,13 @@ reason and the payload: a layout Lua can cut the payload out of when requeueing.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
 import os
+import re
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
@@ -39,6 +46,8 @@ import hiredis
 import redis
 
 ID_SIZE = 16
+PUSHED_AT_SIZE = 6  # the first bytes of an id: when the item was pushed, in ms
+_EARLIEST_PUSH_MS = 1_577_836_800_000  # 2020-01-01: older times are random bytes of a pre-1.0 id
 HEADER_SIZE = ID_SIZE + 4  # id, delivery counter
 GROUP_ID_BYTES = 8  # random bytes of a lease group id, sent as 16 hex characters
 FIRST_DELIVERY = (1).to_bytes(4, 'big')
@@ -46,6 +55,8 @@ HIGH_FLAG = b'H'
 NORMAL_FLAG = b'N'
 CHUNK = 5000  # items per command: keeps single commands (and Lua's unpack) small
 REQUEUE_BATCH = 1000
+SCAN_BATCH = 1000  # dead letters read per LRANGE, queue keys per SCAN
+_QUEUE_KEY = re.compile(rb'sergeant:queue:(.*):(?:ready|delayed|leased|dead)', re.DOTALL)
 _DEAD_HEADER = struct.Struct('>dI')  # failed_at, reason length
 
 
@@ -70,16 +81,45 @@ def lock_name(lock: str) -> str:
     return f'sergeant:lock:{lock}'
 
 
+def _pushed_now() -> bytes:
+    return (time.time_ns() // 1_000_000).to_bytes(PUSHED_AT_SIZE, 'big')
+
+
 def new_items(payloads: Sequence[bytes]) -> list[bytes]:
-    """Stored items for fresh payloads: random ids from one urandom call, counter 1."""
+    """Stored items for fresh payloads: ids of this time and one urandom call, counter 1."""
+    pushed = _pushed_now()
     if len(payloads) == 1:
-        return [os.urandom(ID_SIZE) + FIRST_DELIVERY + payloads[0]]
+        return [pushed + os.urandom(ID_SIZE - PUSHED_AT_SIZE) + FIRST_DELIVERY + payloads[0]]
     count = len(payloads)
     headers = bytearray(os.urandom(HEADER_SIZE * count))
-    for offset, byte in enumerate(FIRST_DELIVERY, start=ID_SIZE):
-        headers[offset::HEADER_SIZE] = bytes([byte]) * count
+    for offset, byte in enumerate(pushed + b'\0' * (ID_SIZE - PUSHED_AT_SIZE) + FIRST_DELIVERY):
+        if offset < PUSHED_AT_SIZE or offset >= ID_SIZE:
+            headers[offset::HEADER_SIZE] = bytes([byte]) * count
     raw = bytes(headers)
     return [raw[i * HEADER_SIZE : (i + 1) * HEADER_SIZE] + payload for i, payload in enumerate(payloads)]
+
+
+def new_ids(count: int) -> bytes:
+    """``count`` item ids of this time, concatenated (for the requeue scripts)."""
+    pushed = _pushed_now()
+    random = os.urandom((ID_SIZE - PUSHED_AT_SIZE) * count)
+    step = ID_SIZE - PUSHED_AT_SIZE
+    return b''.join(pushed + random[i * step : (i + 1) * step] for i in range(count))
+
+
+def pushed_at(item: bytes) -> float | None:
+    """When a stored item was pushed (seconds), or None when its id carries no plausible time."""
+    if len(item) < HEADER_SIZE:
+        return None
+    milliseconds = int.from_bytes(item[:PUSHED_AT_SIZE], 'big')
+    if not _EARLIEST_PUSH_MS <= milliseconds <= time.time_ns() // 1_000_000 + 86_400_000:
+        return None
+    return milliseconds / 1000
+
+
+def dead_letter_id(letter: bytes) -> str:
+    """The id of an encoded dead letter: the first 16 hex digits of its SHA-1."""
+    return hashlib.sha1(letter, usedforsecurity=False).hexdigest()[:16]
 
 
 def encode_dead_letter(payload: bytes, reason: str, failed_at: float) -> bytes:
@@ -159,6 +199,7 @@ class RedisNode:
         self._delete = register(_lease_script_source('delete_queue'))
         self._dead_letter = register(_lease_script_source('dead_letter'))
         self._requeue_dead = register(_script_source('requeue_dead'))
+        self._requeue_dead_ids = register(_script_source('requeue_dead_ids'))
         self._purge_dead = register(_script_source('purge_dead'))
         self._lock_release = register(_script_source('lock_release'))
         self._lock_set_ttl = register(_script_source('lock_set_ttl'))
@@ -229,6 +270,19 @@ class RedisNode:
         _, _, _, expired, leased = self._counts((keys.ready, keys.delayed, keys.leased))
         return int(leased) - int(expired)
 
+    def queues(self) -> set[str]:
+        """Names of the queues with any key on this node."""
+        names = set()
+        for key in self.client.scan_iter(match='sergeant:queue:*', count=SCAN_BATCH):
+            match = _QUEUE_KEY.fullmatch(key)
+            if match is not None:
+                names.add(match.group(1).decode(errors='replace'))
+        return names
+
+    def head_pushed_at(self, keys: QueueKeys) -> float | None:
+        head = cast('bytes | None', self.client.lindex(keys.ready, 0))
+        return None if head is None else pushed_at(head)
+
     def delete(self, keys: QueueKeys) -> bool:
         return bool(self._delete((keys.ready, keys.delayed, keys.leased)))
 
@@ -246,18 +300,45 @@ class RedisNode:
     def dead_letter_length(self, keys: QueueKeys) -> int:
         return int(self.client.llen(keys.dead))
 
+    def find_dead_letters(self, keys: QueueKeys, ids: Sequence[str]) -> list[bytes]:
+        """Every encoded letter whose id is in ``ids``, oldest first (the list is read in parts)."""
+        wanted, found = set(ids), []
+        start = 0
+        while wanted:
+            part = cast('list[bytes]', self.client.lrange(keys.dead, start, start + SCAN_BATCH - 1))
+            found += [letter for letter in part if dead_letter_id(letter) in wanted]
+            if len(part) < SCAN_BATCH:
+                break
+            start += SCAN_BATCH
+        return found
+
     def requeue_dead_letters(self, keys: QueueKeys, count: int | None) -> int:
         moved = 0
         while count is None or moved < count:
             batch = REQUEUE_BATCH if count is None else min(REQUEUE_BATCH, count - moved)
-            done = int(self._requeue_dead((keys.dead, keys.ready), (os.urandom(ID_SIZE * batch),)))
+            done = int(self._requeue_dead((keys.dead, keys.ready), (new_ids(batch),)))
             moved += done
             if done < batch:
                 break
         return moved
 
-    def purge_dead_letters(self, keys: QueueKeys) -> int:
-        return int(self._purge_dead((keys.dead,)))
+    def requeue_dead_letter_pairs(self, keys: QueueKeys, pairs: Sequence[tuple[bytes, bytes]]) -> int:
+        """Move each ``(encoded letter, payload to push)`` still in the dead list; return how many moved."""
+        moved = 0
+        for start in range(0, len(pairs), REQUEUE_BATCH):
+            part = pairs[start : start + REQUEUE_BATCH]
+            flat = [value for pair in part for value in pair]
+            moved += int(self._requeue_dead_ids((keys.dead, keys.ready), (new_ids(len(part)), *flat)))
+        return moved
+
+    def purge_dead_letters(self, keys: QueueKeys, count: int | None = None) -> int:
+        if count is None:
+            return int(self._purge_dead((keys.dead,)))
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.llen(keys.dead)
+            pipe.ltrim(keys.dead, max(0, count), -1)
+            length, _ = pipe.execute()
+        return min(int(length), max(0, count))
 
     # -- locks ----------------------------------------------------------------------
 

@@ -359,6 +359,98 @@ def test_delete_leaves_dead_letters_alone(connector: Connector, name: str) -> No
     assert connector.dead_letter_length(name) == 1
 
 
+def test_dead_letters_carry_ids_that_find_them(connector: Connector, name: str) -> None:
+    connector.dead_letter(name, [DeadLetter(p, 'failed') for p in payloads(5)])
+    ids = [letter.id for letter in connector.dead_letters(name)]
+
+    found = connector.find_dead_letters(name, [ids[3], ids[1], 'no-such-id'])
+
+    assert len(set(ids)) == 5 and all(ids)
+    assert [(letter.payload, letter.id) for letter in found] == [(b'p1', ids[1]), (b'p3', ids[3])]
+    assert connector.find_dead_letters(name + '-other', ids) == []
+    assert connector.find_dead_letters(name, []) == []
+
+
+def test_requeue_by_id_moves_each_letter_once_with_optional_new_payloads(
+    connector_factory: Callable[[], Connector], name: str
+) -> None:
+    first, second = connector_factory(), connector_factory()
+    first.dead_letter(name, [DeadLetter(p, 'failed') for p in payloads(4)])
+    ids = [letter.id for letter in first.dead_letters(name)]
+
+    assert first.requeue_dead_letters_by_id(name, [ids[0], ids[2]], {ids[2]: b'p2-reset'}) == 2
+    assert second.requeue_dead_letters_by_id(name, [ids[0], ids[2], 'no-such-id']) == 0
+
+    popped = first.pop(name, 10, lease_seconds=None)
+    assert sorted(m.payload for m in popped) == [b'p0', b'p2-reset']
+    assert all(m.delivery_count == 1 for m in popped)
+    assert [letter.payload for letter in first.dead_letters(name)] == [b'p1', b'p3']
+
+
+def test_concurrent_requeues_by_id_never_duplicate(
+    connector_factory: Callable[[], Connector], name: str
+) -> None:
+    connector_factory().dead_letter(name, [DeadLetter(p, 'failed') for p in payloads(300)])
+    ids = [letter.id for letter in connector_factory().dead_letters(name, 300)]
+    moved: list[int] = []
+
+    def requeue() -> None:
+        connector = connector_factory()
+        moved.append(connector.requeue_dead_letters_by_id(name, ids))
+
+    threads = [threading.Thread(target=requeue) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(moved) == 300
+    popped = connector_factory().pop(name, 1000, lease_seconds=None)
+    assert sorted(m.payload for m in popped) == sorted(payloads(300))
+
+
+def test_purge_dead_letters_oldest_first_by_count(connector: Connector, name: str) -> None:
+    connector.dead_letter(name, [DeadLetter(p, 'failed') for p in payloads(5)])
+
+    assert connector.purge_dead_letters(name, count=2) == 2
+    assert connector.purge_dead_letters(name, count=0) == 0
+
+    assert [letter.payload for letter in connector.dead_letters(name)] == payloads(5)[2:]
+    assert connector.purge_dead_letters(name, count=10) == 3
+    assert connector.dead_letter_length(name) == 0
+
+
+# -- what sergeant queues shows -------------------------------------------------------
+
+
+def test_queues_names_every_queue_holding_anything(connector: Connector, name: str) -> None:
+    connector.push(name + ':ready', [b'r'])
+    connector.push(name + '-delayed', [b'd'], consumable_from=time.time() + 60)
+    connector.push(name + '-leased', [b'l'])
+    connector.pop(name + '-leased', 1, lease_seconds=30)
+    connector.dead_letter(name + '-dead', [DeadLetter(b'x', 'failed')])
+    connector.push(name + '-emptied', [b'e'])
+    connector.delete(name + '-emptied')
+
+    mine = [queue for queue in connector.queues() if queue.startswith(name)]
+
+    assert mine == sorted([name + ':ready', name + '-delayed', name + '-leased', name + '-dead'])
+
+
+def test_head_pushed_at_is_the_push_time_of_the_next_item(connector: Connector, name: str) -> None:
+    assert connector.head_pushed_at(name) is None
+    before = time.time()
+    connector.push(name, [b'first', b'second'])
+    connector.push(name, [b'later'], consumable_from=time.time() + 60)
+
+    pushed = connector.head_pushed_at(name)
+
+    # MongoDB's ObjectIds hold whole seconds
+    assert pushed is not None and before - 1 <= pushed <= time.time()
+    connector.pop(name, 2, lease_seconds=30)
+    assert connector.head_pushed_at(name) is None
+
+
 # -- keys ------------------------------------------------------------------------------
 
 

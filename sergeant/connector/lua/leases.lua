@@ -15,8 +15,8 @@
 -- its group as a 4-byte big-endian integer. Reclaiming an expired group deletes
 -- it, so its receipts match nothing afterwards: a receipt names one delivery.
 --
--- A stored item is 16 random id bytes, a 4-byte big-endian delivery counter, then
--- the payload.
+-- A stored item is a 16-byte id (when it was pushed, 6 bytes of ms, then 10 random
+-- bytes), a 4-byte big-endian delivery counter, then the payload.
 --
 -- Returns nothing itself: it only defines the functions below, each described
 -- where it is defined.

@@ -1,6 +1,7 @@
 -- requeue_dead.lua: move the oldest dead letters back to the tail of ready as fresh items.
 --
--- Each payload gets a new id, taken from ARGV[1], and a delivery counter of 1.
+-- Each payload gets a new id, taken from ARGV[1] (pushed time in ms, then random bytes),
+-- and a delivery counter of 1.
 -- Moves at most len(ARGV[1]) / 16 letters per call.
 --
 -- KEYS[1]  dead   LIST of dead letters, oldest first: 8-byte big-endian double failed_at,
