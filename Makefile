@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: run test reliability-figures bench soak lint tools images install clean
+.PHONY: run test reliability-figures bench soak lint tools images install clean docs docs-serve
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,5 +62,14 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/vulture sergeant operator/sergeant_operator scripts/vulture_whitelist.py --min-confidence 60
 
+# the documentation site (mkdocs.yml): --strict makes a broken link or reference an error; the CLI,
+# metrics, CRD and Helm values pages are generated from the code at build time (docs/hooks.py).
+# `make test` builds it too (tests/docs/test_site.py).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 clean:
-	rm -rf $(VENV) .tools .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site $(VENV) .tools .cache .pytest_cache .mypy_cache .ruff_cache
