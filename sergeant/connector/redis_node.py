@@ -301,12 +301,19 @@ class RedisNode:
         return int(self.client.llen(keys.dead))
 
     def find_dead_letters(self, keys: QueueKeys, ids: Sequence[str]) -> list[bytes]:
-        """Every encoded letter whose id is in ``ids``, oldest first (the list is read in parts)."""
-        wanted, found = set(ids), []
+        """The encoded letters ``ids`` name, oldest first, read in parts from the head until all were seen.
+
+        Equal letters share an id: the copies read before every id was seen are all returned.
+        """
+        wanted, missing, found = set(ids), set(ids), []
         start = 0
-        while wanted:
+        while missing:
             part = cast('list[bytes]', self.client.lrange(keys.dead, start, start + SCAN_BATCH - 1))
-            found += [letter for letter in part if dead_letter_id(letter) in wanted]
+            for letter in part:
+                letter_id = dead_letter_id(letter)
+                if letter_id in wanted:
+                    found.append(letter)
+                    missing.discard(letter_id)
             if len(part) < SCAN_BATCH:
                 break
             start += SCAN_BATCH
