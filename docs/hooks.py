@@ -172,7 +172,7 @@ _LABEL_VALUES_DOC = {
 def _label_values() -> dict[str, str]:
     from sergeant.metrics.snapshot import OUTCOMES
     from sergeant.observability.collector import QUEUE_STATES
-    from sergeant.supervisor.pool_metrics import RESPAWN_REASONS
+    from sergeant.supervisor.process import RESPAWN_REASONS
 
     return {
         **_LABEL_VALUES_DOC,

@@ -2,63 +2,33 @@
 
 :class:`Observability` wires the pieces together: the Prometheus collector
 (:mod:`.collector`) over the pool's view, the broker probe (:mod:`.probe`), the
-probe verdicts (:mod:`.health`) and the HTTP server (:mod:`.server`). The
-supervisor imports this package only when ``--metrics-port`` is not 0, so
-prometheus_client, http.server and a broker driver are loaded only then, and
-it depends on the supervisor only through the callables it is given.
+probe verdicts (:mod:`.health`) and the HTTP server (:mod:`.server`). It also
+aggregates what the worker processes count (:mod:`.pool_metrics`, the book the
+supervisor keeps, read as a :class:`~.pool.PoolView`). :class:`Observability`
+(in :mod:`.service`) is imported on first use, and the supervisor asks for it
+only when ``--metrics-port`` is not 0, so prometheus_client, http.server and a
+broker driver are loaded only then; it depends on the supervisor only through
+the callables it is given.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
+if TYPE_CHECKING:
+    from .health import SupervisorStatus, Verdict
+    from .service import Observability
 
-from ..metrics.pool import PoolView
-from .collector import MeasureMemory, SergeantCollector
-from .health import SupervisorStatus, Verdict, liveness, readiness
-from .probe import BrokerProbe
-from .server import ObservabilityServer
+_LAZY = {'Observability': '.service', 'SupervisorStatus': '.health', 'Verdict': '.health'}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ['Observability', 'SupervisorStatus', 'Verdict']
-
-
-class Observability:
-    """Started before the first worker, stopped after the last; serves from daemon threads."""
-
-    def __init__(
-        self,
-        address: str,
-        port: int,
-        view: Callable[[], PoolView],
-        status: Callable[[], SupervisorStatus],
-        slots: int,
-        memory_limit: int | None,
-        measure_memory: MeasureMemory,
-    ) -> None:
-        self._view = view
-        self._status = status
-        self.probe = BrokerProbe(lambda: view().broker)
-        self.registry = CollectorRegistry()
-        # the supervisor's own process_* and python_* families, as any Python exporter has them
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self.registry.register(collector)
-        self.registry.register(SergeantCollector(view, self.probe, slots, memory_limit, measure_memory))
-        self._server = ObservabilityServer(address, port, self.registry, self.live, self.ready)
-
-    def start(self) -> None:
-        """Listen (OSError when the port is taken), then start probing the broker."""
-        self._server.start()
-        self.probe.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-        self.probe.stop()
-
-    def live(self) -> Verdict:
-        return liveness(self._status(), time.monotonic())
-
-    def ready(self) -> Verdict:
-        probe = self.probe
-        return readiness(self._status(), self._view(), probe.state, probe.probing_since, time.monotonic())

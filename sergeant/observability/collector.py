@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..metrics.pool import PoolView
 from ..metrics.snapshot import OUTCOMES
+from .pool import PoolView
 from .probe import BrokerProbe
 
 QUEUE_STATES = ('ready', 'delayed', 'in_flight', 'dead_letter')

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..metrics.pool import PoolView
+from .pool import PoolView
 from .probe import PROBE_INTERVAL, BrokerState
 
 LOOP_STALL_LIMIT = 10.0

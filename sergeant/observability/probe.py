@@ -1,7 +1,7 @@
 """The supervisor's own look at the broker: reachability for ``/readyz``, queue lengths for ``/metrics``.
 
 A worker announces its connector config and queue when it is ready
-(:class:`~sergeant.metrics.pool.BrokerTarget`); a daemon thread builds a
+(:class:`~sergeant.observability.pool.BrokerTarget`); a daemon thread builds a
 connector from it (only then is the backend's driver imported) and every
 :data:`PROBE_INTERVAL` seconds pings the broker and reads the queue's lengths.
 Scrapes and probes only read the last result, so a slow or unreachable broker
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..connector import Connector, create_connector
-from ..metrics.pool import BrokerTarget
+from .pool import BrokerTarget
 
 PROBE_INTERVAL = 5.0
 _TARGET_POLL = 0.2  # while no worker has announced its broker yet

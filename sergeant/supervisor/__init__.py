@@ -12,7 +12,7 @@ Modules, top down: :mod:`.options` (flags and ``SERGEANT_*`` variables),
 :mod:`.supervisor` (the loop, signals, draining), :mod:`.pool` (slots, respawns,
 memory limit), :mod:`.backoff`, :mod:`.memory`, :mod:`.reaper` (zombies and
 orphans), :mod:`.process` (one worker process), :mod:`.ledger` (summaries and
-totals, for logs), :mod:`.pool_metrics` (what ``/metrics`` adds up, served by
+totals, for logs), :mod:`sergeant.observability.pool_metrics` (what ``/metrics`` adds up, served by
 :mod:`sergeant.observability`), :mod:`.protocol` (what workers report) and
 :mod:`.child` (the worker side). The supervisor process never imports the
 user's worker module, nor :mod:`.child`.

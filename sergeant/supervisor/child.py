@@ -36,7 +36,7 @@ from ..loop.predecessor import release_predecessor
 from ..loop.summary import LoopEnd
 from ..loop.thread_guard import threads_left_running
 from ..metrics import MetricsFlusher, TaskSnapshot
-from ..metrics.pool import BrokerTarget
+from ..observability.pool import BrokerTarget
 from ..worker import Worker
 from .protocol import CHILD_MODULE, MAX_ERROR_CHARS, ChildExit, Event, encode_message
 

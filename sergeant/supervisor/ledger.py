@@ -3,7 +3,7 @@
 Everything the supervisor learns about its workers' ends is logged from here,
 with running totals (workers started, ends by reason, task outcomes, CPU
 seconds). The live counts ``/metrics`` serves are kept apart, in
-:mod:`.pool_metrics`.
+:mod:`sergeant.observability.pool_metrics`.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..observability.pool_metrics import PoolMetrics
 from .backoff import HEALTHY_AFTER, Backoff
 from .ledger import Ledger, error_with_details
 from .options import SupervisorOptions
-from .pool_metrics import PoolMetrics
-from .process import EndReason, WorkerProcess
+from .process import RESPAWN_REASONS, EndReason, WorkerProcess
 from .reaper import reap_children
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class WorkerPool:
         self._options = options
         self._selector = selector
         self.ledger = ledger
-        self.metrics = metrics or PoolMetrics()
+        self.metrics = metrics or PoolMetrics(reason.name.lower() for reason in RESPAWN_REASONS)
         # workers log to stdout in the supervisor's format unless their config says otherwise
         self._worker_environment = {'SERGEANT_LOG_FORMAT': options.log_format}
         self._slots = [Slot(index) for index in range(options.concurrent_workers)]
@@ -163,7 +163,7 @@ class WorkerPool:
                 delay,
             )
         slot.respawn_at = time.monotonic() + delay
-        self.metrics.respawning(reason)
+        self.metrics.respawning(reason.name.lower())
 
     def tick(self, now: float) -> None:
         """Start the workers that are due and enforce the memory limit."""

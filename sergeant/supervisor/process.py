@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..metrics.pool import BrokerTarget
 from ..metrics.snapshot import TaskSnapshot
+from ..observability.pool import BrokerTarget
 from .protocol import CHILD_MODULE, ChildExit, MessageReader
 
 logger = logging.getLogger('sergeant.supervisor')
@@ -44,6 +44,13 @@ class EndReason(enum.Enum):
     def failed(self) -> bool:
         return self not in (EndReason.FINISHED, EndReason.RESPAWN_ASKED, EndReason.STOP_ASKED)
 
+
+# the ends after which the pool starts a new worker (unless it is stopping)
+RESPAWN_REASONS = tuple(
+    reason
+    for reason in EndReason
+    if reason not in (EndReason.STOP_ASKED, EndReason.LOAD_FAILED, EndReason.KILLED)
+)
 
 _REASON_OF_EXIT = {
     ChildExit.FINISHED: EndReason.FINISHED,

@@ -10,7 +10,7 @@ the supervisor passed to the child:
 - ``{"event": "ready"}`` once the worker is built and its broker initialised; when the
   supervisor serves metrics it also carries ``worker`` (the worker's name), ``queue`` and
   ``connector`` (``{"type": ..., "params": {...}}``), so the supervisor can probe the
-  broker itself (:class:`sergeant.metrics.pool.BrokerTarget`);
+  broker itself (:class:`sergeant.observability.pool.BrokerTarget`);
 - ``{"event": "metrics", ...}`` every second or so while the supervisor serves metrics,
   with the worker's cumulative task counts (:class:`sergeant.metrics.TaskSnapshot`);
 - ``{"event": "load_failed", "error": ...}`` when the module or class cannot be loaded;

@@ -41,11 +41,11 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, NoReturn
 
+from ..observability.pool_metrics import PoolMetrics
 from .ledger import Ledger
 from .options import SupervisorOptions
 from .pool import WorkerPool
-from .pool_metrics import PoolMetrics
-from .process import EndReason
+from .process import RESPAWN_REASONS, EndReason
 from .reaper import become_subreaper
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Supervisor:
         )
         self.logger = logger
         self.ledger = Ledger()
-        self.pool_metrics = PoolMetrics()
+        self.pool_metrics = PoolMetrics(reason.name.lower() for reason in RESPAWN_REASONS)
         self._signals: collections.deque[int] = collections.deque()
         self._phase = _Phase.RUNNING
         self._deadline: float | None = None

@@ -99,7 +99,7 @@ def test_the_supervisor_page_holds_every_flag_and_variable() -> None:
 def test_the_metrics_page_holds_every_family_label_and_label_value(site: Path) -> None:
     from sergeant.metrics.snapshot import OUTCOMES
     from sergeant.observability.collector import FAMILIES, QUEUE_STATES
-    from sergeant.supervisor.pool_metrics import RESPAWN_REASONS
+    from sergeant.supervisor.process import RESPAWN_REASONS
 
     built = page(site, 'reference/metrics')
     for family in FAMILIES:

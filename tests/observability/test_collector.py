@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sergeant.metrics import DURATION_BUCKETS, TaskSnapshot
 from sergeant.observability.collector import FAMILIES, SergeantCollector
-from sergeant.supervisor.pool_metrics import PoolMetrics
-from sergeant.supervisor.process import EndReason, WorkerProcess
+from sergeant.observability.pool_metrics import PoolMetrics
+from sergeant.supervisor.process import RESPAWN_REASONS, EndReason, WorkerProcess
 from sergeant.supervisor.protocol import Event, encode_message
 
 BROKER = {'queue': 'crawl', 'connector': {'type': 'local', 'params': {'file_path': 'x.sqlite3'}}}
@@ -49,7 +49,7 @@ def success(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> fl
 
 def test_a_worker_that_ends_keeps_its_counts_and_leaves_no_task_in_flight() -> None:
     # given two live workers that reported their counts, one of them running a task
-    book = PoolMetrics()
+    book = PoolMetrics(reason.name.lower() for reason in RESPAWN_REASONS)
     first, first_pipe = worker_process(101, 0)
     second, second_pipe = worker_process(102, 1)
     for process, pipe, message in (
@@ -65,7 +65,7 @@ def test_a_worker_that_ends_keeps_its_counts_and_leaves_no_task_in_flight() -> N
     os.close(first_pipe)
     first.exited(-9)
     book.ended(first)
-    book.respawning(EndReason.CRASHED)
+    book.respawning(EndReason.CRASHED.name.lower())
     after = exported(book)
 
     # then its counts stay, nothing is in flight any more, and the respawn is counted
@@ -83,7 +83,7 @@ def test_a_worker_that_ends_keeps_its_counts_and_leaves_no_task_in_flight() -> N
 
 def test_the_declared_families_are_the_exported_ones() -> None:
     # given a book with one live worker that reported
-    book = PoolMetrics()
+    book = PoolMetrics(reason.name.lower() for reason in RESPAWN_REASONS)
     process, pipe = worker_process(101, 0)
     book.started(process)
     os.write(pipe, metrics_message(1))

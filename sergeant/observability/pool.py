@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .snapshot import TaskTotals
+from ..metrics.snapshot import TaskTotals
 
 
 @dataclasses.dataclass(frozen=True)
