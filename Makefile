@@ -30,10 +30,15 @@ tools:
 images:
 	bash scripts/images.sh
 
+# the suite with branch coverage across the processes it starts ([tool.coverage] in pyproject.toml);
+# below COVERAGE_FLOOR percent it fails
+COVERAGE_FLOOR := 0
+
 test: install tools lint
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-prometheus.sh
-	$(BIN)/pytest
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 # the fault suite (about 7 minutes), then the figures each test recorded as a Markdown table:
 # pytest's report goes to stderr, the table to stdout (make -s reliability-figures > figures.md);
