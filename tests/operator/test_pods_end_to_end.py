@@ -318,6 +318,7 @@ def test_the_charts_pool_scales_up_to_ready_pods_on_a_backlog_and_back_down_when
         lambda: (s := pool.worker().get('status') or {}).get('readyReplicas') == MAX_REPLICAS and s,
         'readyReplicas 4 in the status',
     )
+    timed('and readyReplicas 4 in the status', started)
     assert status['replicas'] == MAX_REPLICAS and status['desiredReplicas'] == MAX_REPLICAS
     assert status['queueLength'] == 18
     assert pool.condition('Ready') == ('True', 'DeploymentReady')
