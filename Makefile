@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: run test reliability-figures bench soak lint tools images install clean docs docs-serve
+.PHONY: run test coverage reliability-figures bench soak lint tools images install clean docs docs-serve
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,15 +30,20 @@ tools:
 images:
 	bash scripts/images.sh
 
-# the suite with branch coverage across the processes it starts ([tool.coverage] in pyproject.toml);
-# below COVERAGE_FLOOR percent it fails
-COVERAGE_FLOOR := 0
-
 test: install tools lint
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-prometheus.sh
+	$(BIN)/pytest
+
+# branch coverage across the processes the suite starts ([tool.coverage] in pyproject.toml), for a
+# list of suites (make coverage SUITES=tests/worker). Not part of `make test` yet: under coverage's C
+# tracer (Python 3.11) the thread killer's injected timeout wedges the process
+# (tests/executor/test_killers.py hangs with the GIL held).
+SUITES ?= tests/worker tests/supervisor tests/connector tests/metrics
+coverage: install tools
+	bash scripts/ensure-redis.sh
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
+	$(BIN)/pytest --cov --cov-report=term:skip-covered $(SUITES)
 
 # the fault suite (about 7 minutes), then the figures each test recorded as a Markdown table:
 # pytest's report goes to stderr, the table to stdout (make -s reliability-figures > figures.md);
