@@ -6,10 +6,18 @@ around the user's ``work`` only. A watchdog thread checks every
 inside its limit for ``timeout`` seconds, and if so schedules
 :class:`~sergeant.interrupts.WorkerTimedout` in that thread with
 ``PyThreadState_SetAsyncExc``. Entering, leaving and injecting all happen under one
-lock, and a limit left while an injection is still pending withdraws it
-(``PyThreadState_SetAsyncExc(thread, NULL)``), so the exception never lands
-outside ``work``: at worst it surfaces inside the ``with`` statement of the time
-limit, where the task runner handles it as the timeout it is.
+lock, and a limit left after an injection withdraws whatever may still be pending,
+so the exception never lands outside ``work``: at worst it surfaces inside the
+``with`` statement of the time limit, where the task runner handles it as the
+timeout it is.
+
+Withdrawing is not ``PyThreadState_SetAsyncExc(thread, NULL)``: up to Python 3.12
+that call still raises the interpreter's "asynchronous exception pending" signal,
+and nothing clears it until some thread receives a real asynchronous exception.
+Under any trace function (coverage, a debugger) the stale signal makes the next
+function entry loop for ever; without one it slows every thread down. So the
+thread replaces the pending exception with a private marker exception and
+receives that at once, which both discards the timeout and clears the signal.
 
 Limits, which is why the process killer's hard limit stays the backstop:
 
@@ -40,10 +48,14 @@ __all__ = ['ThreadKiller', 'ThreadTimeLimit']
 _raise_in_thread = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
     ('PyThreadState_SetAsyncExc', ctypes.pythonapi)
 )
-# the same function, declared so that None is passed as NULL: "withdraw the pending exception"
-_withdraw_from_thread = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ('PyThreadState_SetAsyncExc', ctypes.pythonapi)
-)
+
+
+class _Withdrawn(Exception):
+    """Replaces a pending timeout so that the thread can receive and drop it."""
+
+
+def _pending_exception_lands_here() -> None:
+    """Entering any Python function is a point where a pending asynchronous exception is raised."""
 
 
 class ThreadTimeLimit:
@@ -76,7 +88,12 @@ class ThreadTimeLimit:
         with self._guard:
             self._active = False
             if self._injected:
-                _withdraw_from_thread(self._thread_id, None)
+                # no Python call before the replacement: entering one would raise the timeout here
+                try:
+                    _raise_in_thread(self._thread_id, _Withdrawn)
+                    _pending_exception_lands_here()
+                except _Withdrawn:
+                    pass
 
     def expire(self, now: float) -> None:
         """Raise the timeout in the thread if it is past its deadline; call under the guard."""
