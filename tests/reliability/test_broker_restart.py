@@ -88,7 +88,12 @@ def test_broker_killed_and_restarted_loses_no_task(
         record_property('down_s', round(up_at - killed_at, 2))
 
         # then every task is processed, none lost, and only tasks in flight at the kill ran twice
-        wait_until(lambda: processed_count(run) == tasks, 180, 'every task processed', interval=0.5)
+        try:
+            wait_until(lambda: processed_count(run) == tasks, 180, 'every task processed', interval=0.5)
+        except AssertionError as timeout:
+            missing = sorted(set(range(tasks)) - set(run.processed_ids()))
+            state = f'{len(missing)} missing (first {missing[:20]}), in flight {broker.connector.in_flight(QUEUE)}'
+            raise AssertionError(f'{timeout}: {state}; supervisor log ends:\n{run.log()[-4000:]}') from None
         done_at = time.monotonic()
         record_property('recover_s', round(done_at - up_at, 2))
         record_property('wall_s', round(done_at - started, 2))
