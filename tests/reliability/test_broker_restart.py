@@ -92,7 +92,8 @@ def test_broker_killed_and_restarted_loses_no_task(
             wait_until(lambda: processed_count(run) == tasks, 180, 'every task processed', interval=0.5)
         except AssertionError as timeout:
             missing = sorted(set(range(tasks)) - set(run.processed_ids()))
-            state = f'{len(missing)} missing (first {missing[:20]}), in flight {broker.connector.in_flight(QUEUE)}'
+            in_flight = broker.connector.in_flight(QUEUE)
+            state = f'{len(missing)} missing (first {missing[:20]}), in flight {in_flight}'
             raise AssertionError(f'{timeout}: {state}; supervisor log ends:\n{run.log()[-4000:]}') from None
         done_at = time.monotonic()
         record_property('recover_s', round(done_at - up_at, 2))
