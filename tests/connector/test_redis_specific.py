@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import threading
 import time
 import uuid
 import zlib
@@ -240,6 +241,7 @@ def test_items_keys_and_locks_are_prefixed(one: RedisConnector, raw: list[redis.
         f'sergeant:queue:{name}:delayed',
         f'sergeant:queue:{name}:leased',
         f'sergeant:queue:{name}:dead',
+        f'sergeant:queue:{name}:wake',  # the pushes' wake tokens: the pop took an item, so it kept them
         f'sergeant:key:{name}',
         f'sergeant:lock:{name}',
     }
@@ -262,14 +264,60 @@ def test_push_and_pop_cost_one_command_each(one: RedisConnector, raw: list[redis
     [message] = one.pop(name, 1, lease_seconds=30)
     one.pop(name, 3, lease_seconds=30, ack=[message.receipt])
 
-    # Commands run inside scripts are counted too (time, lpop, zadd...): each pop
-    # leases its items with one RPUSH of a lease group, on top of the two pushes.
+    # Commands run inside scripts are counted too (time, lpop, zadd...): each push
+    # runs push.lua, which also leaves wake tokens while the wake list has room (one LLEN,
+    # one LPUSH), and each pop leases its items with one RPUSH of a lease group (the ack reads
+    # its group's length: one more LLEN).
     calls = command_calls(raw[0])
     sent = {
-        command: calls.get(command, 0) for command in ('rpush', 'lpush', 'evalsha', 'eval', 'script|load')
+        command: calls.get(command, 0)
+        for command in ('rpush', 'lpush', 'llen', 'evalsha', 'eval', 'script|load')
     }
-    assert sent == {'rpush': 2 + 2, 'lpush': 1, 'evalsha': 2, 'eval': 0, 'script|load': 0}
+    assert sent == {'rpush': 2 + 2, 'lpush': 1 + 3, 'llen': 3 + 1, 'evalsha': 3 + 2, 'eval': 0, 'script|load': 0}
     assert 'multi' not in calls
+
+
+# -- waking idle consumers -------------------------------------------------------------------------
+
+
+def test_pushes_leave_few_wake_tokens_and_an_empty_pop_clears_them(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    wake = f'sergeant:queue:{name}:wake'
+    one.push(name, [b'%d' % i for i in range(100)])
+    one.push(name, [b'later'], consumable_from=time.time() + 60)
+    one.nack(name, [m.receipt for m in one.pop(name, 3, lease_seconds=30)])
+
+    assert raw[0].llen(wake) == 16, 'one token per item, at most 16'
+
+    one.pop(name, 200, lease_seconds=30)
+    assert one.pop(name, 1, lease_seconds=30) == []
+    assert raw[0].exists(wake) == 0
+
+
+def test_an_idle_wait_ends_at_a_push_or_a_stop(
+    servers: tuple[RedisServer, RedisServer], one: RedisConnector, make: Factory, name: str
+) -> None:
+    # given an idle consumer: its pop came back empty
+    producer = make({'url': servers[0].url})
+    assert one.pop(name, 1, lease_seconds=30) == []
+    timer = threading.Timer(0.2, lambda: producer.push(name, [b'x']))
+    timer.start()
+
+    # when another client pushes while it waits, then the wait ends at the push
+    started = time.monotonic()
+    one.wait_for_work(name, 10.0, lambda: False)
+    assert 0.15 < time.monotonic() - started < 1.0, 'woken by the push, not by the poll interval'
+    timer.join()
+
+    # and when it is asked to stop while it waits, then the wait ends at once
+    assert [m.payload for m in one.pop(name, 1, lease_seconds=30)] == [b'x']
+    assert one.pop(name, 1, lease_seconds=30) == []
+    stop_at = time.monotonic() + 0.2
+    started = time.monotonic()
+    one.wait_for_work(name, 10.0, lambda: time.monotonic() > stop_at)
+    assert time.monotonic() - started < 0.5, 'a stop ends the wait'
+    assert one.ping()
 
 
 # -- two nodes -----------------------------------------------------------------------------------
