@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, token BLOB NOT NULL, ex
 _RECEIPT = struct.Struct('>q16s')  # item id, lease token
 _PRIORITY_RANK = {'NORMAL': 0, 'HIGH': 1}
 _CLAIMABLE = 'queue = ? AND ready_at <= ? AND (leased_until IS NULL OR leased_until <= ?)'
-COMMIT_CHECK_INTERVAL = 0.02  # an idle worker reads the data version this often (seconds)
+COMMIT_CHECK_INTERVAL = 0.04  # an idle worker reads the data version this often (seconds)
 IDLE_POP_INTERVAL = 5.0  # and pops at least this often all the same
 
 
