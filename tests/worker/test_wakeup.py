@@ -4,7 +4,7 @@ An idle worker waits in ``Connector.wait_for_work``: the Redis connector blocks
 until a push leaves a wake token, the local one watches the database for commits.
 Polling would start a task up to its idle sleep late (up to a second); the bounds
 here are generous and only catch a worker that polls. Speed targets live in
-``benchmark/wakeup.py``.
+``benchmark/harness/wakeup.py`` (``make bench``).
 """
 
 from __future__ import annotations
