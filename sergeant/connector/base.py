@@ -284,7 +284,13 @@ class Connector(abc.ABC):
         except Exception as error:
             return CompletedPop(error=error)
 
-    def wait_for_work(self, queue: str, poll_interval: float, should_stop: Callable[[], bool]) -> None:
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
         """Optional: return once ``queue`` may have ready items; called after a pop came back empty.
 
         ``poll_interval`` is how long the caller would sleep before popping again:
@@ -292,9 +298,14 @@ class Connector(abc.ABC):
         as soon as one happens, or a delayed item or a lease falls due, and may then
         wait longer than ``poll_interval`` (a few seconds at most, so that items made
         ready without a notification are still found); it returns within about 0.1 s
-        once ``should_stop()`` is true. Returning early only costs an empty pop.
+        once ``should_stop()`` is true, and by ``deadline`` (a ``time.monotonic()``
+        value: the caller has something to do then, such as reporting starvation) at
+        the latest. Returning early only costs an empty pop.
         """
-        time.sleep(poll_interval)
+        if deadline is not None:
+            poll_interval = min(poll_interval, deadline - time.monotonic())
+        if poll_interval > 0:
+            time.sleep(poll_interval)
 
     @abc.abstractmethod
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

@@ -184,10 +184,17 @@ class LocalConnector(Connector):
         idle: dict[str, tuple[int, float | None]] = self._local.__dict__.setdefault('idle', {})
         idle[queue] = (version, _next_due(db, queue))
 
-    def wait_for_work(self, queue: str, poll_interval: float, should_stop: Callable[[], bool]) -> None:
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
         """Return once something of ``queue`` became claimable, or after :data:`IDLE_POP_INTERVAL`.
 
-        Only right after an empty pop of this queue in this thread; otherwise sleeps
+        Returns by ``deadline`` (monotonic) at the latest. Only right after an empty
+        pop of this queue in this thread; otherwise sleeps
         ``poll_interval`` as the contract's default. Every :data:`COMMIT_CHECK_INTERVAL`
         it reads the data version (no write, no lock); after another connection
         committed, one read-only query tells whether an item of this queue is
@@ -196,10 +203,12 @@ class LocalConnector(Connector):
         """
         idle = self._local.__dict__.get('idle', {}).pop(queue, None)
         if idle is None:
-            super().wait_for_work(queue, poll_interval, should_stop)
+            super().wait_for_work(queue, poll_interval, should_stop, deadline)
             return
         version, due = idle
         give_up = time.monotonic() + IDLE_POP_INTERVAL
+        if deadline is not None:
+            give_up = min(give_up, deadline)
         db = self._db()
         try:
             while not should_stop():

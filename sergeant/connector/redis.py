@@ -275,7 +275,13 @@ class RedisConnector(Connector):
             return super().begin_pop(queue, count, lease_seconds, ack)
         return _SentPop(channel, keys, pop)
 
-    def wait_for_work(self, queue: str, poll_interval: float, should_stop: Callable[[], bool]) -> None:
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
         """Block on the queue's wake tokens (``lua/wake.lua``); with several nodes, poll.
 
         Pushes to any one of several nodes would need a wait on each, so those poll as
@@ -284,11 +290,11 @@ class RedisConnector(Connector):
         """
         if len(self._nodes) == 1:
             try:
-                if self._nodes[0].wait_for_work(queue_keys(queue), should_stop):
+                if self._nodes[0].wait_for_work(queue_keys(queue), should_stop, deadline):
                     return
             except redis.RedisError:
                 pass
-        super().wait_for_work(queue, poll_interval, should_stop)
+        super().wait_for_work(queue, poll_interval, should_stop, deadline)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

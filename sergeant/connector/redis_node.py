@@ -287,13 +287,16 @@ class RedisNode:
             self._due_at[keys.wake] = due_at
         return []
 
-    def wait_for_work(self, keys: QueueKeys, should_stop: Callable[[], bool]) -> bool:
+    def wait_for_work(
+        self, keys: QueueKeys, should_stop: Callable[[], bool], deadline: float | None = None
+    ) -> bool:
         """Block until a wake token comes, something falls due, or a while passed since the last pop.
 
         Waits only right after a pop of this queue came back empty (its answer said
         when the next delayed item or lease falls due); otherwise returns False at
         once. After :data:`IDLE_POP_INTERVAL` without a token the caller pops again
-        anyway, for what became ready without one (dead letters requeued, say). A
+        anyway, for what became ready without one (dead letters requeued, say), and
+        by ``deadline`` (monotonic), give or take Redis's timeout resolution. A
         token taken by a consumer told to stop goes back for another one.
         """
         idle = self._idle.pop(keys.wake, None)
@@ -303,6 +306,8 @@ class RedisNode:
         slack = 0.0
         if idle.due_at is not None and idle.due_at < until:
             until, slack = idle.due_at, _TIMEOUT_SLACK
+        if deadline is not None and deadline < until - slack:
+            until, slack = deadline, 0.0  # the caller's own deadline: a late answer is fine
         block = until - slack - time.monotonic()
         if block > 0 and self._wake_channel.wait(keys.wake, block, should_stop):
             if should_stop():

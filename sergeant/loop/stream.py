@@ -174,7 +174,8 @@ class TaskStream:
                     if idle_since is None:
                         idle_since = time.monotonic()
                     # polls every idle_sleep, unless the connector is woken by pushes
-                    self._codec.connector.wait_for_work(self._queue, idle_sleep, self._should_stop)
+                    deadline = self._starvation_due(idle_since, starvation_reported_at)
+                    self._codec.connector.wait_for_work(self._queue, idle_sleep, self._should_stop, deadline)
                     idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
                     starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
                     continue
@@ -414,6 +415,13 @@ class TaskStream:
             self._codec.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
             self._events.redeliveries_exhausted(leased.task)
         return kept
+
+    def _starvation_due(self, idle_since: float, reported_at: float) -> float | None:
+        """When starvation is to be reported next (monotonic): an idle wait ends by then."""
+        starvation = self._config.starvation
+        if starvation is None:
+            return None
+        return max(idle_since, reported_at) + starvation.time_with_no_tasks
 
     def _check_starvation(self, idle_since: float, reported_at: float) -> float:
         starvation = self._config.starvation
