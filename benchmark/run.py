@@ -28,6 +28,7 @@ from harness import (
     report,
     supervised,
     supervised_report,
+    wakeup,
 )
 from harness.server import RedisServer, running_redis
 
@@ -41,7 +42,8 @@ MODES = [
 ]
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
-SECTIONS = ['modes', 'metrics', 'supervised']  # the modes; ours with metrics off/on; both supervisors
+# the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only)
+SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup']
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -67,6 +69,14 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         '--idle-seconds', type=float, default=10.0, help='idle supervisor measurement (default 10)'
+    )
+    parser.add_argument(
+        '--wakeup-samples',
+        type=int,
+        nargs=2,
+        default=[200, 50],
+        metavar=('READY', 'DELAYED'),
+        help='wake-up section: tasks pushed to an idle worker, then delayed ones (default 200 50)',
     )
     return parser.parse_args()
 
@@ -148,6 +158,12 @@ def main() -> int:
             section['summary'] = supervised_report.summarise(section)
             record['supervised'] = section
             extra += supervised_report.markdown_lines(section, arguments.repeats)
+        if 'wakeup' in arguments.sections:
+            ready, delayed = arguments.wakeup_samples
+            record['wakeup'] = wakeup.run_section(
+                server, interpreters[0], ready, delayed, arguments.idle_seconds
+            )
+            extra += wakeup.markdown_lines(record['wakeup'])
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)

@@ -34,6 +34,9 @@ Delivery model
   back at once instead of waiting for the leases to run out: the deliveries that
   had started count as deliveries, the others (prefetched, or in a pop whose answer
   the owner never read) go back uncounted.
+* ``wait_for_work`` (optional) is where an idle consumer waits after a pop came
+  back empty. The default sleeps (the consumer polls); the Redis connector blocks
+  until a push wakes it and the local one watches the database file for commits.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
@@ -280,6 +283,29 @@ class Connector(abc.ABC):
             return CompletedPop(Deliveries.of(self.pop(queue, count, lease_seconds, ack)))
         except Exception as error:
             return CompletedPop(error=error)
+
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
+        """Optional: return once ``queue`` may have ready items; called after a pop came back empty.
+
+        ``poll_interval`` is how long the caller would sleep before popping again:
+        the default sleeps that long. A backend told of pushes overrides it to return
+        as soon as one happens, or a delayed item or a lease falls due, and may then
+        wait longer than ``poll_interval`` (a few seconds at most, so that items made
+        ready without a notification are still found); it returns within about 0.1 s
+        once ``should_stop()`` is true, and by ``deadline`` (a ``time.monotonic()``
+        value: the caller has something to do then, such as reporting starvation) at
+        the latest. Returning early only costs an empty pop.
+        """
+        if deadline is not None:
+            poll_interval = min(poll_interval, deadline - time.monotonic())
+        if poll_interval > 0:
+            time.sleep(poll_interval)
 
     @abc.abstractmethod
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

@@ -4,6 +4,12 @@ No server is needed, which makes it the broker of the demo and of tests of the
 worker loop. Every claim happens inside one ``BEGIN IMMEDIATE`` transaction, so
 concurrent processes never receive the same delivery. Each thread (and each
 process after a fork) gets its own SQLite connection, as SQLite requires.
+
+An idle worker does not poll with pops: it watches ``PRAGMA data_version``, which
+changes once another connection committed, every :data:`COMMIT_CHECK_INTERVAL`
+(a few microseconds each, no write), and pops again once an item of its queue is
+claimable (a push, a hand-back, a delayed item or an expired lease falling due), or
+after :data:`IDLE_POP_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,6 +58,8 @@ CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, token BLOB NOT NULL, ex
 _RECEIPT = struct.Struct('>q16s')  # item id, lease token
 _PRIORITY_RANK = {'NORMAL': 0, 'HIGH': 1}
 _CLAIMABLE = 'queue = ? AND ready_at <= ? AND (leased_until IS NULL OR leased_until <= ?)'
+COMMIT_CHECK_INTERVAL = 0.04  # an idle worker reads the data version this often (seconds)
+IDLE_POP_INTERVAL = 5.0  # and pops at least this often all the same
 
 
 class LocalConnector(Connector):
@@ -155,6 +163,7 @@ class LocalConnector(Connector):
                 (queue, now, now, count),
             ).fetchall()
             if not rows:
+                self._note_idle(db, queue)
                 return []
             ids = [(row[0],) for row in rows]
             if lease_seconds is None:
@@ -168,6 +177,51 @@ class LocalConnector(Connector):
                 [(now + lease_seconds, token, owner, row[0]) for row in rows],
             )
         return [Message(row[1], _RECEIPT.pack(row[0], token), row[3] + row[2] + 1) for row in rows]
+
+    def _note_idle(self, db: sqlite3.Connection, queue: str) -> None:
+        """Inside an empty pop's transaction: the data version it saw, and when anything falls due."""
+        version = db.execute('PRAGMA data_version').fetchone()[0]
+        idle: dict[str, tuple[int, float | None]] = self._local.__dict__.setdefault('idle', {})
+        idle[queue] = (version, _next_due(db, queue))
+
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
+        """Return once something of ``queue`` became claimable, or after :data:`IDLE_POP_INTERVAL`.
+
+        Returns by ``deadline`` (monotonic) at the latest. Only right after an empty
+        pop of this queue in this thread; otherwise sleeps
+        ``poll_interval`` as the contract's default. Every :data:`COMMIT_CHECK_INTERVAL`
+        it reads the data version (no write, no lock); after another connection
+        committed, one read-only query tells whether an item of this queue is
+        claimable now or when the next one falls due (commits of other queues, or
+        a busy worker's acknowledgements, cost that query, not a pop).
+        """
+        idle = self._local.__dict__.get('idle', {}).pop(queue, None)
+        if idle is None:
+            super().wait_for_work(queue, poll_interval, should_stop, deadline)
+            return
+        version, due = idle
+        give_up = time.monotonic() + IDLE_POP_INTERVAL
+        if deadline is not None:
+            give_up = min(give_up, deadline)
+        db = self._db()
+        try:
+            while not should_stop():
+                now = time.monotonic()
+                until = give_up if due is None else min(give_up, now + due - time.time())
+                if until <= now:
+                    return
+                time.sleep(min(until - now, COMMIT_CHECK_INTERVAL))
+                seen = db.execute('PRAGMA data_version').fetchone()[0]
+                if seen != version:
+                    version, due = seen, _next_due(db, queue)
+        except sqlite3.Error:  # the next pop reports it
+            return
 
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
         return self._each('DELETE FROM items WHERE id = ? AND lease_token = ?', _unpack(receipts))
@@ -426,3 +480,11 @@ def _row_id_parts(ids: Sequence[str], size: int = 500) -> list[list[int]]:
 
 def _unpack(receipts: Sequence[bytes]) -> list[tuple[int, bytes]]:
     return [_RECEIPT.unpack(receipt) for receipt in receipts]
+
+
+def _next_due(db: sqlite3.Connection, queue: str) -> float | None:
+    """When the next item of ``queue`` becomes claimable (epoch seconds; maybe past); None: no item."""
+    due: float | None = db.execute(
+        'SELECT MIN(MAX(ready_at, COALESCE(leased_until, 0))) FROM items WHERE queue = ?', (queue,)
+    ).fetchone()[0]
+    return due

@@ -11,6 +11,9 @@ name. Per-node work, the key layout and the item format are in
 :mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
 Needs Redis 6.2 or later (LPOP with a count, ZMSCORE, SET ... GET).
 
+An idle worker of a single node blocks on its queue's wake list instead of polling
+(:meth:`RedisConnector.wait_for_work`): every push leaves a token there.
+
 With one node, :meth:`RedisConnector.begin_pop` sends a worker's next pop on a
 connection of its own and reads the answer only when the worker needs it, so
 the round trip overlaps with running tasks (:class:`~.redis_node.PopChannel`).
@@ -271,6 +274,27 @@ class RedisConnector(Connector):
         if not sent:
             return super().begin_pop(queue, count, lease_seconds, ack)
         return _SentPop(channel, keys, pop)
+
+    def wait_for_work(
+        self,
+        queue: str,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        deadline: float | None = None,
+    ) -> None:
+        """Block on the queue's wake tokens (``lua/wake.lua``); with several nodes, poll.
+
+        Pushes to any one of several nodes would need a wait on each, so those poll as
+        the contract's default. An error while waiting falls back to it too: the next
+        pop reports it.
+        """
+        if len(self._nodes) == 1:
+            try:
+                if self._nodes[0].wait_for_work(queue_keys(queue), should_stop, deadline):
+                    return
+            except redis.RedisError:
+                pass
+        super().wait_for_work(queue, poll_interval, should_stop, deadline)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:

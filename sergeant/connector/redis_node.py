@@ -15,6 +15,7 @@ Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
     sergeant:queue:Q:leased:owners   HASH  lease group id -> the consumer that popped it (its owner)
     sergeant:queue:Q:dead            LIST  dead letters, oldest first; a letter's id is the first
                                            16 hex digits of its SHA-1
+    sergeant:queue:Q:wake            LIST  tokens that wake idle consumers (``lua/wake.lua``)
 
 A stored item is a 16-byte id, a 4-byte big-endian delivery counter and the
 payload. The id is when the item was pushed (6 bytes, big-endian milliseconds since
@@ -39,7 +40,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
 import hiredis
@@ -54,6 +55,14 @@ FIRST_DELIVERY = (1).to_bytes(4, 'big')
 HIGH_FLAG = b'H'
 NORMAL_FLAG = b'N'
 CHUNK = 5000  # items per command: keeps single commands (and Lua's unpack) small
+# An idle consumer pops at least this often (seconds) even without a wake token: an idle
+# pop and its blocking wait cost Redis 7 commands (counting the script's), so 1.4 a second.
+IDLE_POP_INTERVAL = 5.0
+# Redis times blocked clients out in its cron (10 times a second by default): a BLPOP may
+# answer this late. A wait for a due time ends that much earlier and sleeps the rest here.
+_TIMEOUT_SLACK = 0.1
+STOP_CHECK_INTERVAL = 0.05  # a blocked wait asks whether to stop this often (no Redis command)
+_ANSWER_GRACE = 1.0  # how late a BLPOP's answer may come before its connection is dropped
 REQUEUE_BATCH = 1000
 SCAN_BATCH = 1000  # dead letters read per LRANGE, queue keys per SCAN
 _QUEUE_KEY = re.compile(rb'sergeant:queue:(.*):(?:ready|delayed|leased|dead)', re.DOTALL)
@@ -65,12 +74,13 @@ class QueueKeys(NamedTuple):
     delayed: str
     leased: str
     dead: str
+    wake: str
 
 
 @functools.lru_cache(maxsize=4096)
 def queue_keys(queue: str) -> QueueKeys:
     base = f'sergeant:queue:{queue}:'
-    return QueueKeys(base + 'ready', base + 'delayed', base + 'leased', base + 'dead')
+    return QueueKeys(base + 'ready', base + 'delayed', base + 'leased', base + 'dead', base + 'wake')
 
 
 def key_name(key: str) -> str:
@@ -159,6 +169,11 @@ def _lease_script_source(name: str) -> str:
     return _script_source('leases') + '\n' + _script_source(name)
 
 
+def _waking_script_source(name: str, leases: bool = True) -> str:
+    """A script that makes items ready, behind the shared functions of wake.lua (and leases.lua)."""
+    return (_lease_script_source('wake') if leases else _script_source('wake')) + '\n' + _script_source(name)
+
+
 class PopArguments(NamedTuple):
     """What one pop sends besides the queue's keys."""
 
@@ -169,9 +184,11 @@ class PopArguments(NamedTuple):
     acks: Sequence[bytes]
 
 
-def _pop_args(pop: PopArguments) -> tuple[Any, ...]:
-    """ARGV of pop.lua; the upkeep batch never falls below 100 items."""
-    return (pop.wanted, pop.lease_ms, max(pop.wanted, 100), pop.group_id, pop.owner, *pop.acks)
+class _Idle(NamedTuple):
+    """What an empty pop said, for the wait after it."""
+
+    popped_at: float  # monotonic time of its answer
+    due_at: float | None  # monotonic time the next delayed item or lease falls due; None: none will
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -188,14 +205,21 @@ class RedisNode:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._push_channel = DirectChannel(client)
+        self._wake_channel = WakeChannel(client)
+        # per wake key: the last empty pop, until a wait used it
+        self._idle: dict[str, _Idle] = {}
+        # per wake key: when something falls due, as the last pop said (until a pop brings items)
+        self._due_at: dict[str, float] = {}
         register = client.register_script
-        self._pop = register(_lease_script_source('pop'))
+        self._push = register(_waking_script_source('push', leases=False))
+        self._pop = register(_waking_script_source('pop'))
+        self._give_back = register(_script_source('wake') + '\nwake_consumers(KEYS[1], 1)')
         self._ack = register(_lease_script_source('ack'))
-        self._nack = register(_lease_script_source('nack'))
+        self._nack = register(_waking_script_source('nack'))
         self._extend = register(_lease_script_source('extend'))
         self._counts = register(_lease_script_source('counts'))
         self._owners = register(_lease_script_source('owners'))
-        self._release_owner = register(_lease_script_source('release_owner'))
+        self._release_owner = register(_waking_script_source('release_owner'))
         self._delete = register(_lease_script_source('delete_queue'))
         self._dead_letter = register(_lease_script_source('dead_letter'))
         self._requeue_dead = register(_script_source('requeue_dead'))
@@ -209,32 +233,96 @@ class RedisNode:
     def push_ready(self, keys: QueueKeys, items: list[bytes], at_head: bool) -> None:
         # LPUSH a b puts b first: reversed, the batch keeps its order at the head.
         items = items[::-1] if at_head else items
-        if len(items) <= CHUNK:
-            # one command on a connection of our own: redis-py's per-command machinery
-            # costs more client CPU than the round trip itself
-            self._push_channel.call(('LPUSH' if at_head else 'RPUSH', keys.ready, *items))
-            return
-        with self.client.pipeline(transaction=True) as pipe:
-            push = pipe.lpush if at_head else pipe.rpush
-            for chunk in _chunks(items):
-                push(keys.ready, *chunk)
-            pipe.execute()
+        self._push_items(keys.ready, keys.wake, 'head' if at_head else 'tail', items)
 
     def push_delayed(self, keys: QueueKeys, items: list[bytes], at_head: bool, ready_ms: int) -> None:
         flag = HIGH_FLAG if at_head else NORMAL_FLAG
-        members = dict.fromkeys([flag + item for item in items], ready_ms)
-        if len(members) <= CHUNK:
-            self.client.zadd(keys.delayed, members)
+        self._push_items(keys.delayed, keys.wake, ready_ms, [flag + item for item in items])
+
+    def _push_items(self, target: str, wake: str, where: str | int, items: list[bytes]) -> None:
+        """Run push.lua: the items, then wake tokens for idle consumers."""
+        if len(items) <= CHUNK:
+            # one command on a connection of our own: redis-py's per-command machinery
+            # costs more client CPU than the round trip itself
+            try:
+                self._push_channel.call(('EVALSHA', self._push.sha, 2, target, wake, where, *items))
+            except redis.exceptions.NoScriptError:  # nothing ran: the client loads the script
+                self._push((target, wake), (where, *items))
             return
         with self.client.pipeline(transaction=True) as pipe:
-            for chunk in _chunks(list(members)):
-                pipe.zadd(keys.delayed, dict.fromkeys(chunk, ready_ms))
+            for chunk in _chunks(items):
+                self._push((target, wake), (where, *chunk), client=pipe)
             pipe.execute()
 
     def pop(self, keys: QueueKeys, pop: PopArguments) -> list[bytes]:
         """Popped stored items; when leased, they form the lease group ``pop.group_id``."""
-        items: list[bytes] = self._pop((keys.ready, keys.delayed, keys.leased), _pop_args(pop))
-        return items
+        answer: list[Any] = self._pop(
+            (keys.ready, keys.delayed, keys.leased, keys.wake), self.pop_arguments(keys, pop)
+        )
+        return self.note_answer(keys, pop, answer)
+
+    def pop_arguments(self, keys: QueueKeys, pop: PopArguments) -> tuple[Any, ...]:
+        """ARGV of pop.lua; the upkeep batch never falls below 100 items.
+
+        It asks the script to relay a wake token when this consumer, idle, knew of an
+        item falling due that it will not be there for should this pop bring items.
+        """
+        due_at = self._due_at.get(keys.wake)
+        relay = '1' if pop.wanted and due_at is not None and due_at > time.monotonic() else '0'
+        return (pop.wanted, pop.lease_ms, max(pop.wanted, 100), pop.group_id, pop.owner, relay, *pop.acks)
+
+    def note_answer(self, keys: QueueKeys, pop: PopArguments, answer: list[Any]) -> list[bytes]:
+        """The stored items of pop.lua's answer; an empty one tells when something falls due."""
+        if not pop.wanted:
+            return []  # an acknowledgement only: says nothing about the queue
+        if answer and answer[0].__class__ is not int:
+            self._due_at.pop(keys.wake, None)
+            return answer
+        now = time.monotonic()
+        due_at = now + answer[0] / 1000 if answer else None
+        self._idle[keys.wake] = _Idle(now, due_at)
+        if due_at is None:
+            self._due_at.pop(keys.wake, None)
+        else:
+            self._due_at[keys.wake] = due_at
+        return []
+
+    def wait_for_work(
+        self, keys: QueueKeys, should_stop: Callable[[], bool], deadline: float | None = None
+    ) -> bool:
+        """Block until a wake token comes, something falls due, or a while passed since the last pop.
+
+        Waits only right after a pop of this queue came back empty (its answer said
+        when the next delayed item or lease falls due); otherwise returns False at
+        once. After :data:`IDLE_POP_INTERVAL` without a token the caller pops again
+        anyway, for what became ready without one (dead letters requeued, say), and
+        by ``deadline`` (monotonic), give or take Redis's timeout resolution. A
+        token taken by a consumer told to stop goes back for another one.
+        """
+        idle = self._idle.pop(keys.wake, None)
+        if idle is None:
+            return False  # no empty pop since the last wait (it failed, or brought items)
+        until = idle.popped_at + IDLE_POP_INTERVAL
+        slack = 0.0
+        if idle.due_at is not None and idle.due_at < until:
+            until, slack = idle.due_at, _TIMEOUT_SLACK
+        if deadline is not None and deadline < until - slack:
+            until, slack = deadline, 0.0  # the caller's own deadline: a late answer is fine
+        block = until - slack - time.monotonic()
+        if block > 0 and self._wake_channel.wait(keys.wake, block, should_stop):
+            if should_stop():
+                self._give_token_back(keys.wake)
+            return True
+        while not should_stop():  # the rest of the way to the due time, without Redis
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, STOP_CHECK_INTERVAL))
+        return True
+
+    def _give_token_back(self, wake: str) -> None:
+        """Put back a wake token this consumer took but will not act on (it stops)."""
+        self._give_back((wake,), ())
 
     @property
     def pop_sha(self) -> str:
@@ -244,7 +332,7 @@ class RedisNode:
         return int(self._ack((keys.leased,), receipts))
 
     def nack(self, keys: QueueKeys, receipts: Sequence[bytes]) -> int:
-        return int(self._nack((keys.ready, keys.leased), receipts))
+        return int(self._nack((keys.ready, keys.leased, keys.wake), receipts))
 
     def extend_leases(self, keys: QueueKeys, receipts: Sequence[bytes], lease_ms: int) -> int:
         return int(self._extend((keys.leased,), (lease_ms, *receipts)))
@@ -257,7 +345,8 @@ class RedisNode:
         self, keys: QueueKeys, owner: str, started: Sequence[bytes], keep: Sequence[bytes]
     ) -> tuple[list[bytes], int]:
         """The charged stored items and how many went back uncharged (see ``lua/release_owner.lua``)."""
-        answer = self._release_owner((keys.ready, keys.leased), (owner, len(started), *started, *keep))
+        arguments: tuple[Any, ...] = (owner, len(started), *started, *keep)
+        answer = self._release_owner((keys.ready, keys.leased, keys.wake), arguments)
         return list(answer[1:]), int(answer[0])
 
     def length(self, keys: QueueKeys, include_delayed: bool) -> int:
@@ -284,7 +373,7 @@ class RedisNode:
         return None if head is None else pushed_at(head)
 
     def delete(self, keys: QueueKeys) -> bool:
-        return bool(self._delete((keys.ready, keys.delayed, keys.leased)))
+        return bool(self._delete((keys.ready, keys.delayed, keys.leased, keys.wake)))
 
     # -- dead letters -------------------------------------------------------------
 
@@ -379,7 +468,14 @@ class PopChannel:
         if not self._busy.acquire(blocking=False):
             return False
         try:
-            command = ('EVALSHA', self._node.pop_sha, 3, *keys[:3], *_pop_args(pop))
+            command = (
+                'EVALSHA',
+                self._node.pop_sha,
+                4,
+                *keys[:3],
+                keys.wake,
+                *self._node.pop_arguments(keys, pop),
+            )
             self._take_connection().send_packed_command([hiredis.pack_command(command)])
         except BaseException:
             self._drop()
@@ -392,7 +488,7 @@ class PopChannel:
         assert self._connection is not None
         try:
             try:
-                items: list[bytes] = self._connection.read_response()
+                answer: list[Any] = self._connection.read_response()
             except redis.exceptions.NoScriptError:
                 # nothing ran: pop again through the client, which loads the script
                 return self._node.pop(keys, pop)
@@ -401,7 +497,7 @@ class PopChannel:
             raise
         finally:
             self._busy.release()
-        return items
+        return self._node.note_answer(keys, pop, answer)
 
     def _take_connection(self) -> Any:
         if self._connection is None or self._pid != os.getpid():
@@ -459,3 +555,47 @@ class DirectChannel:
             connection.disconnect()
             self._client.connection_pool.release(connection)
             raise
+
+
+class WakeChannel:
+    """A connection of one node on which an idle consumer blocks (BLPOP) for a wake token.
+
+    The answer is awaited in slices of :data:`STOP_CHECK_INTERVAL`, asking the
+    caller's ``should_stop`` in between: a stop ends the wait at once (a SIGTERM
+    handler only sets a flag), and the connection, its BLPOP still blocked at the
+    server, is dropped. Waiting costs no command besides the BLPOP itself.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._connection: Any = None  # a redis.connection.Connection (untyped in redis-py)
+        self._pid = 0
+
+    def wait(self, key: str, seconds: float, should_stop: Callable[[], bool]) -> bool:
+        """True when a token came within ``seconds``; False after the timeout or a stop."""
+        if self._connection is None or self._pid != os.getpid():
+            pool = self._client.connection_pool
+            try:
+                self._connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 wants a command name
+                self._connection = pool.get_connection('BLPOP')
+            self._pid = os.getpid()
+        connection = self._connection
+        try:
+            command: Any = ('BLPOP', key, f'{max(seconds, 0.01):.3f}')  # a timeout of 0 blocks forever
+            connection.send_packed_command([hiredis.pack_command(command)])
+            give_up = time.monotonic() + seconds + _ANSWER_GRACE
+            while not connection.can_read(timeout=STOP_CHECK_INTERVAL):
+                if should_stop() or time.monotonic() > give_up:
+                    self._drop()
+                    return False
+            return connection.read_response() is not None
+        except BaseException:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            connection.disconnect()
+            self._client.connection_pool.release(connection)

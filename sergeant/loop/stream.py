@@ -1,8 +1,9 @@
 """The stream of tasks a worker runs: fetching in batches, settling, handing back.
 
 It pops up to ``tasks_per_transaction`` tasks at a time (sending the pending
-acknowledgements in the same call), honours ``max_tasks_per_run``, waits with
-backoff on an empty queue and reports starvation, dead-letters tasks whose
+acknowledgements in the same call), honours ``max_tasks_per_run``, waits on an
+empty queue (``Connector.wait_for_work``: woken by pushes where the connector can be,
+else polling with backoff) and reports starvation, dead-letters tasks whose
 redeliveries used up ``max_retries``, and on close hands prefetched tasks that
 never started back to the queue.
 """
@@ -172,7 +173,9 @@ class TaskStream:
                 if not self._refill():
                     if idle_since is None:
                         idle_since = time.monotonic()
-                    time.sleep(idle_sleep)
+                    # polls every idle_sleep, unless the connector is woken by pushes
+                    deadline = self._starvation_due(idle_since, starvation_reported_at)
+                    self._codec.connector.wait_for_work(self._queue, idle_sleep, self._should_stop, deadline)
                     idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
                     starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
                     continue
@@ -412,6 +415,13 @@ class TaskStream:
             self._codec.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
             self._events.redeliveries_exhausted(leased.task)
         return kept
+
+    def _starvation_due(self, idle_since: float, reported_at: float) -> float | None:
+        """When starvation is to be reported next (monotonic): an idle wait ends by then."""
+        starvation = self._config.starvation
+        if starvation is None:
+            return None
+        return max(idle_since, reported_at) + starvation.time_with_no_tasks
 
     def _check_starvation(self, idle_since: float, reported_at: float) -> float:
         starvation = self._config.starvation

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import threading
 import time
 import uuid
 import zlib
@@ -240,6 +241,7 @@ def test_items_keys_and_locks_are_prefixed(one: RedisConnector, raw: list[redis.
         f'sergeant:queue:{name}:delayed',
         f'sergeant:queue:{name}:leased',
         f'sergeant:queue:{name}:dead',
+        f'sergeant:queue:{name}:wake',  # the pushes' wake tokens: the pop took an item, so it kept them
         f'sergeant:key:{name}',
         f'sergeant:lock:{name}',
     }
@@ -262,14 +264,170 @@ def test_push_and_pop_cost_one_command_each(one: RedisConnector, raw: list[redis
     [message] = one.pop(name, 1, lease_seconds=30)
     one.pop(name, 3, lease_seconds=30, ack=[message.receipt])
 
-    # Commands run inside scripts are counted too (time, lpop, zadd...): each pop
-    # leases its items with one RPUSH of a lease group, on top of the two pushes.
+    # Commands run inside scripts are counted too (time, lpop, zadd...): each push
+    # runs push.lua, which also leaves wake tokens while the wake list has room (one LLEN,
+    # one LPUSH), and each pop leases its items with one RPUSH of a lease group (the ack reads
+    # its group's length: one more LLEN).
     calls = command_calls(raw[0])
     sent = {
-        command: calls.get(command, 0) for command in ('rpush', 'lpush', 'evalsha', 'eval', 'script|load')
+        command: calls.get(command, 0)
+        for command in ('rpush', 'lpush', 'llen', 'evalsha', 'eval', 'script|load')
     }
-    assert sent == {'rpush': 2 + 2, 'lpush': 1, 'evalsha': 2, 'eval': 0, 'script|load': 0}
+    assert sent == {
+        'rpush': 2 + 2,
+        'lpush': 1 + 3,
+        'llen': 3 + 1,
+        'evalsha': 3 + 2,
+        'eval': 0,
+        'script|load': 0,
+    }
     assert 'multi' not in calls
+
+
+# -- waking idle consumers -------------------------------------------------------------------------
+
+
+def test_pushes_leave_few_wake_tokens_and_an_empty_pop_clears_them(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    wake = f'sergeant:queue:{name}:wake'
+    one.push(name, [b'%d' % i for i in range(100)])
+    one.push(name, [b'later'], consumable_from=time.time() + 60)
+    one.nack(name, [m.receipt for m in one.pop(name, 3, lease_seconds=30)])
+
+    assert raw[0].llen(wake) == 16, 'one token per item, at most 16'
+
+    one.pop(name, 200, lease_seconds=30)
+    assert one.pop(name, 1, lease_seconds=30) == []
+    assert raw[0].exists(wake) == 0
+
+
+def test_an_idle_wait_ends_at_a_push_or_a_stop(
+    servers: tuple[RedisServer, RedisServer], one: RedisConnector, make: Factory, name: str
+) -> None:
+    # given an idle consumer: its pop came back empty
+    producer = make({'url': servers[0].url})
+    assert one.pop(name, 1, lease_seconds=30) == []
+    timer = threading.Timer(0.2, lambda: producer.push(name, [b'x']))
+    timer.start()
+
+    # when another client pushes while it waits, then the wait ends at the push
+    started = time.monotonic()
+    one.wait_for_work(name, 10.0, lambda: False)
+    assert 0.15 < time.monotonic() - started < 1.0, 'woken by the push, not by the poll interval'
+    timer.join()
+
+    # and when it is asked to stop while it waits, then the wait ends at once
+    assert [m.payload for m in one.pop(name, 1, lease_seconds=30)] == [b'x']
+    assert one.pop(name, 1, lease_seconds=30) == []
+    stop_at = time.monotonic() + 0.2
+    started = time.monotonic()
+    one.wait_for_work(name, 10.0, lambda: time.monotonic() > stop_at)
+    assert time.monotonic() - started < 0.5, 'a stop ends the wait'
+    assert one.ping()
+
+
+def test_deleting_a_queue_deletes_its_wake_tokens(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    # given a queue with items and wake tokens nobody took
+    one.push(name, [b'a', b'b'])
+    assert raw[0].llen(f'sergeant:queue:{name}:wake') == 2
+
+    # when it is deleted, then its tokens go too
+    assert one.delete(name)
+    assert raw[0].exists(f'sergeant:queue:{name}:wake') == 0
+
+
+def test_a_consumer_that_took_a_token_but_stops_gives_it_back(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    # given an idle consumer, and a push that leaves one token
+    assert one.pop(name, 1, lease_seconds=30) == []
+    one.push(name, [b'x'])
+
+    # when it takes the token while it is told to stop
+    one.wait_for_work(name, 10.0, lambda: True)
+
+    # then the token is back for another consumer
+    assert raw[0].llen(f'sergeant:queue:{name}:wake') == 1
+
+
+def test_an_idle_consumer_wakes_when_a_delayed_item_falls_due(one: RedisConnector, name: str) -> None:
+    # given a delayed item due in a second, and a consumer whose pop came back empty
+    due = time.time() + 1.0
+    one.push(name, [b'later'], consumable_from=due)
+    assert one.pop(name, 1, lease_seconds=30) == []
+
+    # when it waits for work (no push comes)
+    one.wait_for_work(name, 10.0, lambda: False)
+
+    # then it wakes at the due time, not at its 5 s idle pop, and the pop brings the item
+    assert due - 0.05 < time.time() < due + 1.0
+    assert [m.payload for m in one.pop(name, 1, lease_seconds=30)] == [b'later']
+
+
+def test_a_busy_consumer_relays_a_due_time_it_knew_to_another_idle_one(
+    servers: tuple[RedisServer, RedisServer], make: Factory, name: str
+) -> None:
+    # given two idle consumers and a producer
+    first, second = (make({'url': servers[0].url}) for _ in range(2))
+    producer = make({'url': servers[0].url})
+    assert first.pop(name, 1, lease_seconds=30) == [] and second.pop(name, 1, lease_seconds=30) == []
+    second_woke = threading.Event()
+
+    def second_waits() -> None:
+        second.wait_for_work(name, 10.0, lambda: False)
+        second_woke.set()
+
+    # when a delayed item due in 3 s wakes the first one, which learns the due time,
+    due = time.time() + 3.0
+    producer.push(name, [b'later'], consumable_from=due)
+    first.wait_for_work(name, 10.0, lambda: False)
+    assert first.pop(name, 1, lease_seconds=30) == []
+    waiter = threading.Thread(target=second_waits)
+    waiter.start()
+    time.sleep(0.2)
+    # and the first one then takes a ready item (it will be busy when the delayed one falls due)
+    producer.push(name, [b'now'])
+    assert [m.payload for m in first.pop(name, 1, lease_seconds=30)] == [b'now']
+
+    # then the second one is woken to learn the due time, and later pops the delayed item
+    assert second_woke.wait(2.0), 'the second consumer slept on (polling would wake it after 5 s)'
+    waiter.join()
+    assert second.pop(name, 1, lease_seconds=30) == []
+    second.wait_for_work(name, 10.0, lambda: False)
+    assert time.time() < due + 1.0
+    assert [m.payload for m in second.pop(name, 1, lease_seconds=30)] == [b'later']
+
+
+def test_an_idle_consumer_costs_few_commands(one: RedisConnector, raw: list[redis.Redis], name: str) -> None:
+    # given an idle consumer, popping and waiting as the stream does
+    assert one.pop(name, 1, lease_seconds=30) == []
+    raw[0].config_resetstat()
+    started = time.monotonic()
+
+    # when it stays idle for a few seconds
+    while time.monotonic() - started < 6.0:
+        one.wait_for_work(name, 0.02, lambda: time.monotonic() - started > 6.0)
+        assert one.pop(name, 1, lease_seconds=30) == []
+
+    # then Redis ran few commands for it, those its scripts ran included (a polling worker: 5/s)
+    calls = command_calls(raw[0])
+    spent = sum(count for command, count in calls.items() if command not in ('info', 'config|resetstat'))
+    assert spent <= 3 * 6.0, calls
+
+
+def test_with_several_nodes_an_idle_consumer_polls(two: RedisConnector, name: str) -> None:
+    # given a consumer of two nodes whose pop came back empty
+    assert two.pop(name, 1, lease_seconds=30) == []
+
+    # when it waits for work, then it sleeps the poll interval (a push may go to either node)
+    started = time.monotonic()
+    two.wait_for_work(name, 0.2, lambda: False)
+    assert 0.15 < time.monotonic() - started < 1.0
+    two.push(name, [b'x'])
+    assert [m.payload for m in two.pop(name, 1, lease_seconds=30)] == [b'x']
 
 
 # -- two nodes -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- pop.lua: one consumer round trip on one queue of one node (needs leases.lua).
+-- pop.lua: one consumer round trip on one queue of one node (needs leases.lua and wake.lua).
 --
 -- In order: acknowledge the given receipts, move due delayed items to ready,
 -- hand the items of a bounded number of expired lease groups back to the head of
@@ -13,17 +13,29 @@
 -- KEYS[1]   ready     LIST of stored items, popped from the head
 -- KEYS[2]   delayed   ZSET of delayed members, score = time they become ready
 -- KEYS[3]   leased    ZSET of lease group ids, score = lease deadline
+-- KEYS[4]   wake      LIST of wake tokens (see wake.lua): deleted when ready is found empty
 -- ARGV[1]   count     how many items to pop; 0 only acknowledges and does upkeep
 -- ARGV[2]   lease_ms  lease length; negative means at-most-once (no lease)
 -- ARGV[3]   batch     the most delayed items to promote; a tenth of it (at least one)
 --                     is the most expired lease groups to reclaim
 -- ARGV[4]   gid       id of the lease group of this pop (see leases.lua)
 -- ARGV[5]   owner     the consumer the lease belongs to ('' for none)
--- ARGV[6..] receipts to acknowledge first
+-- ARGV[6]   relay     '1' when the consumer was idle and knew of an item falling due: if it
+--                     pops items now, it leaves one token on <wake>, so that another idle
+--                     consumer pops and learns that due time in its place
+-- ARGV[7..] receipts to acknowledge first
 --
--- Returns the popped stored items, head first.
+-- Returns the popped stored items, head first. When it was asked for items and popped
+-- none: {ms until the next delayed item or lease falls due} (an integer), or {} when
+-- nothing will, so that an idle consumer knows how long it may block on <wake>.
 
 local HIGH = string.byte('H')
+
+-- The score of the first member of a sorted set, or nil when it is empty.
+local function first_score(key)
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return first[2] and tonumber(first[2])
+end
 
 local function promote_delayed(ready, delayed, now, batch)
     local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
@@ -67,20 +79,37 @@ end
 local ready, delayed, leased = KEYS[1], KEYS[2], KEYS[3]
 local count, lease_ms, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
-if #ARGV >= 6 then
-    acknowledge(leased, 6)
+if #ARGV >= 7 then
+    acknowledge(leased, 7)
 end
 local now = now_ms()
-promote_delayed(ready, delayed, now, batch)
-reclaim_expired(ready, leased, now, math.max(1, math.floor(batch / 10)))
+-- the heads first: an idle queue costs two reads, not two range scans
+local delayed_head, lease_head = first_score(delayed), first_score(leased)
+if delayed_head and delayed_head <= now then
+    promote_delayed(ready, delayed, now, batch)
+end
+if lease_head and lease_head <= now then
+    reclaim_expired(ready, leased, now, math.max(1, math.floor(batch / 10)))
+end
 if count <= 0 then
     return {}
 end
 local items = redis.call('LPOP', ready, count)
 if not items then
-    return {}
+    redis.call('DEL', KEYS[4])
+    local due = delayed_head
+    if lease_head and (not due or lease_head < due) then
+        due = lease_head
+    end
+    if not due then
+        return {}
+    end
+    return {math.max(0, due - now)}
 end
 if lease_ms >= 0 then
     lease_group(leased, ARGV[4], items, now + lease_ms, ARGV[5])
+end
+if ARGV[6] == '1' then
+    wake_consumers(KEYS[4], 1)
 end
 return items

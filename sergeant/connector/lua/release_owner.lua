@@ -1,4 +1,5 @@
--- release_owner.lua: hand back every item an owner still holds, at once (needs leases.lua).
+-- release_owner.lua: hand back every item an owner still holds, at once (needs leases.lua
+-- and wake.lua).
 --
 -- For a consumer known to be dead, or for a living one that lost the answer of a
 -- pop. Its groups are found in the owners hash; the items of those groups not done
@@ -9,13 +10,14 @@
 --
 -- KEYS[1]   ready    LIST of stored items
 -- KEYS[2]   leased   ZSET of lease group ids, score = lease deadline
+-- KEYS[3]   wake     LIST of wake tokens: idle consumers take what comes back
 -- ARGV[1]   owner    the consumer
 -- ARGV[2]   n        how many receipts of started items follow
 -- ARGV[3..] receipts of the n items that had started, then receipts of items to keep
 --
 -- Returns {uncharged count, charged stored items...}.
 
-local ready, leased, owner = KEYS[1], KEYS[2], ARGV[1]
+local ready, leased, wake, owner = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local started, keep = {}, {}
 local last_started = 2 + tonumber(ARGV[2])
 for i = 3, #ARGV do
@@ -57,5 +59,6 @@ for i = 1, #owners, 2 do
     end
 end
 push_to_head(ready, back)
+wake_consumers(wake, #back)
 table.insert(charged, 1, uncharged)
 return charged
