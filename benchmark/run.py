@@ -31,6 +31,8 @@ from harness import (
 )
 from harness.server import RedisServer, running_redis
 
+import mongo_depth
+
 RESULTS_DIR = envs.BENCHMARK_DIR / 'results'
 
 MODES = [
@@ -41,7 +43,8 @@ MODES = [
 ]
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
-SECTIONS = ['modes', 'metrics', 'supervised']  # the modes; ours with metrics off/on; both supervisors
+# the modes; ours with metrics off/on; both supervisors; the MongoDB connector at depth on FerretDB
+SECTIONS = ['modes', 'metrics', 'supervised', 'mongo-depth']
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -148,6 +151,8 @@ def main() -> int:
             section['summary'] = supervised_report.summarise(section)
             record['supervised'] = section
             extra += supervised_report.markdown_lines(section, arguments.repeats)
+        if 'mongo-depth' in arguments.sections:
+            extra += mongo_depth.run_section([200, 10_000, 100_000], 1000, 10, 100_000)
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)

@@ -22,7 +22,7 @@ first claimable segment with its candidates in ``queue_items`` and *moves* the
 segment there when it ranks first or the candidates run short.
 
 The registry is read once per change, not once per claim: every change of a queue's
-segments writes a fresh random ``token`` to ``queue_segment_versions`` (``_id`` the
+segments writes a fresh random ``token`` to ``queue_backlog_versions`` (``_id`` the
 queue) after changing the registry, and a reader that finds the token it read last
 (one ``_id`` lookup) reuses the registry it read then.
 
@@ -31,8 +31,9 @@ leaves an unreachable collection, never a lost item: a spill deletes its items f
 ``queue_items`` only after registering). A move is won in the claim ledger
 (``segment:<name>``), inserts the documents with their own ``_id`` (so a repeated
 move inserts nothing twice), then unregisters and drops the segment; a mover that
-dies in between is taken over after the ledger's abandonment time, and items it
-moved that were acknowledged meanwhile come back once (at-least-once).
+dies in between is taken over after the ledger's abandonment time, and the taker
+leaves out items the ledger shows were claimed since (acknowledged ones would
+otherwise come back).
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ class Backlog:
         self,
         database: Database[Document],
         items: Collection[Document],
+        ledger: Collection[Document],
         win: Callable[[Sequence[str]], list[bool]],
     ) -> None:
         self._database = database
         self.registry: Collection[Document] = database['queue_segments']
-        self._versions: Collection[Document] = database['queue_segment_versions']
+        self._versions: Collection[Document] = database['queue_backlog_versions']
         self._items = items
+        self._ledger = ledger
         self._win = win
         self._cache: dict[str, tuple[Any, list[Document]]] = {}
 
@@ -134,13 +137,22 @@ class Backlog:
         if not self._win([f'segment:{name}'])[0]:
             return False
         if self.registry.find_one({'_id': name}, {'_id': 1}) is not None:
-            documents = list(self._database[name].find({}, batch_size=SEGMENT_ITEMS + 1))
+            documents = self._unclaimed(list(self._database[name].find({}, batch_size=SEGMENT_ITEMS + 1)))
             if documents:
                 insert_once(self._items, documents)
             self.registry.delete_one({'_id': name})
         self._database.drop_collection(name)
         self._bump(segment['queue'])
         return True
+
+    def _unclaimed(self, documents: list[Document]) -> list[Document]:
+        """The segment's documents, less those an earlier mover that died already moved and were claimed since."""
+        ids = [document['_id'] for document in documents]
+        if not ids or self._items.find_one({'_id': {'$in': ids}}, {'_id': 1}) is None:
+            return documents  # nothing of it was moved before
+        keys = [f'item:{document["_id"]}:{document.get("claims")}' for document in documents]
+        claimed = {entry['_id'] for entry in self._ledger.find({'_id': {'$in': keys}}, {'_id': 1})}
+        return [document for document, key in zip(documents, keys, strict=True) if key not in claimed]
 
     def delete(self, queue: str) -> bool:
         names = [segment['_id'] for segment in self.registry.find({'queue': queue}, {'_id': 1})]

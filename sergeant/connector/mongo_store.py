@@ -15,7 +15,7 @@ configured deployment. Document layout, per database:
     latest claim (absent or null when none was given); ``size`` the payload's length in
     bytes (absent on documents other clients put in the queue).
 ``dead_letters`` — ``queue``, ``payload``, ``reason``, ``failed_at``, ``at`` (insertion order).
-``queue_segments``, ``queue_segment_versions``, ``queue_segment_<id>`` — the backlog
+``queue_segments``, ``queue_backlog_versions``, ``queue_segment_<id>`` — the backlog
     of deep queues (see :mod:`sergeant.connector.mongo_backlog`).
 ``claims`` — the claim ledger: ``_id`` a transition key, ``at`` when it was recorded.
 ``keys`` — ``_id`` the key, ``value``. ``locks`` — ``_id`` the name, ``token``, ``expires_at``, ``version``.
@@ -82,7 +82,7 @@ class MongoStore:
         self.ledger: Collection[Document] = db['claims']
         self.keys: Collection[Document] = db['keys']
         self.locks: Collection[Document] = db['locks']
-        self.backlog = Backlog(db, self.items, self.win)
+        self.backlog = Backlog(db, self.items, self.ledger, self.win)
         self._indexed = False
         self._guard = threading.Lock()
         self._pruned_at = time.monotonic()
