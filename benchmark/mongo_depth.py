@@ -137,7 +137,10 @@ def measure_requeue(url: str, letters: int) -> dict[str, float]:
 
 def run_section(depths: list[int], consume_count: int, batch: int, letters: int) -> list[str]:
     """Run everything on a private FerretDB; return the report's Markdown lines."""
-    with tempfile.TemporaryDirectory(prefix='mongo-depth-') as workdir, running_ferretdb(Path(workdir)) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix='mongo-depth-') as workdir,
+        running_ferretdb(Path(workdir)) as server,
+    ):
         rows = measure_depths(server.url, depths, consume_count, batch)
         requeue: dict[str, Any] | None = None
         if letters > 0:
@@ -149,13 +152,15 @@ def run_section(depths: list[int], consume_count: int, batch: int, letters: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument('--depths', type=int, nargs='+', default=[200, 10_000, 100_000])
-    parser.add_argument('--consume', type=int, default=1000, help='tasks consumed at each depth (default 1000)')
+    parser.add_argument('--consume', type=int, default=1000, help='tasks per depth (default 1000)')
     parser.add_argument('--batch', type=int, default=10)
     parser.add_argument('--dead-letters', type=int, default=100_000, help='0 skips the requeue figure')
     arguments = parser.parse_args()
-    print('\n'.join(run_section(arguments.depths, arguments.consume, arguments.batch, arguments.dead_letters)))
+    lines = run_section(arguments.depths, arguments.consume, arguments.batch, arguments.dead_letters)
+    print('\n'.join(lines))
 
 
 if __name__ == '__main__':

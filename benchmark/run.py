@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mongo_depth
 from harness import (
     envs,
     facts,
@@ -30,8 +31,6 @@ from harness import (
     supervised_report,
 )
 from harness.server import RedisServer, running_redis
-
-import mongo_depth
 
 RESULTS_DIR = envs.BENCHMARK_DIR / 'results'
 

@@ -146,7 +146,7 @@ class Backlog:
         return True
 
     def _unclaimed(self, documents: list[Document]) -> list[Document]:
-        """The segment's documents, less those an earlier mover that died already moved and were claimed since."""
+        """The segment's documents less those a mover that died moved already and that were claimed since."""
         ids = [document['_id'] for document in documents]
         if not ids or self._items.find_one({'_id': {'$in': ids}}, {'_id': 1}) is None:
             return documents  # nothing of it was moved before
