@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mongo_depth
 from harness import (
     envs,
     facts,
@@ -42,8 +43,9 @@ MODES = [
 ]
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
-# the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only)
-SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup']
+# the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only);
+# the MongoDB connector at depth on FerretDB
+SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup', 'mongo-depth']
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -164,6 +166,8 @@ def main() -> int:
                 server, interpreters[0], ready, delayed, arguments.idle_seconds
             )
             extra += wakeup.markdown_lines(record['wakeup'])
+        if 'mongo-depth' in arguments.sections:
+            extra += mongo_depth.run_section([200, 10_000, 100_000], 1000, 10, 100_000)
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)

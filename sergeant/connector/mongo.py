@@ -32,7 +32,9 @@ from bson import ObjectId
 from pymongo.collection import Collection
 
 from ..errors import ConnectorError
+from . import mongo_dead
 from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
+from .mongo_backlog import rank_of
 from .mongo_params import Document, MongoSettings, create_client, database_name, parse_params
 from .mongo_store import DEAD_ORDER, MAX_PAYLOAD_BYTES, ORDER, MongoStore, read_in_parts
 
@@ -223,7 +225,11 @@ class MongoConnector(Connector):
             query = {'queue': queue, '$or': [{'lease': None}, {'visible_at': {'$lte': now}}]}
         else:
             query = {'queue': queue, 'visible_at': {'$lte': now}}
-        return sum(self._store(i).items.count_documents(query) for i in range(len(self._stores)))
+        parked_since = None if include_delayed else now
+        return sum(
+            self._store(i).items.count_documents(query) + self._store(i).backlog.count(queue, parked_since)
+            for i in range(len(self._stores))
+        )
 
     @_driver_errors
     def in_flight(self, queue: str) -> int:
@@ -237,23 +243,33 @@ class MongoConnector(Connector):
             store = self._store(index)
             for collection in (store.items, store.dead):
                 names.update(name for name in collection.distinct('queue') if isinstance(name, str))
+            names.update(store.backlog.queues())
         return sorted(names)
 
     @_driver_errors
     def head_pushed_at(self, queue: str) -> float | None:
-        ready = {'queue': queue, 'visible_at': {'$lte': time.time()}}
+        now = time.time()
+        ready = {'queue': queue, 'visible_at': {'$lte': now}}
         heads = []
         for index in range(len(self._stores)):
-            head = self._store(index).items.find_one(ready, {'_id': 1}, sort=ORDER)
+            store = self._store(index)
+            head = store.items.find_one(ready, {'_id': 1, 'priority': 1, 'order': 1}, sort=ORDER)
+            parked = store.backlog.head(queue, now)
+            if parked is not None and (head is None or rank_of(parked) < rank_of(head)):
+                heads.append(float(parked['pushed_at']))
             # a document's ObjectId holds the second it was inserted: its push
-            if head is not None and isinstance(head['_id'], ObjectId):
+            elif head is not None and isinstance(head['_id'], ObjectId):
                 heads.append(head['_id'].generation_time.timestamp())
         return min(heads) if heads else None
 
     @_driver_errors
     def delete(self, queue: str) -> bool:
-        deleted = [self._store(i).items.delete_many({'queue': queue}) for i in range(len(self._stores))]
-        return any(result.deleted_count > 0 for result in deleted)
+        deleted = False
+        for index in range(len(self._stores)):
+            store = self._store(index)
+            deleted |= store.items.delete_many({'queue': queue}).deleted_count > 0
+            deleted |= store.backlog.delete(queue)
+        return deleted
 
     # -- dead letters ------------------------------------------------------------------
 
@@ -282,26 +298,35 @@ class MongoConnector(Connector):
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
         if count <= 0:
             return []
-        dead = self._store(self._home(queue)).dead
-        heads = list(dead.find({'queue': queue}, {'size': 1}, sort=DEAD_ORDER, limit=count))
-        return _read_dead_letters(dead, heads)
+        letters: list[tuple[tuple[Any, ...], DeadLetter]] = []
+        for dead in mongo_dead.sources(self._store(self._home(queue))):
+            heads = list(dead.find({'queue': queue}, {'size': 1, 'at': 1}, sort=DEAD_ORDER, limit=count))
+            at = {head['_id']: head.get('at', 0.0) for head in heads}
+            for letter in _read_dead_letters(dead, heads):
+                letters.append(((at[ObjectId(letter.id)], letter.id), letter))
+        return [letter for _, letter in sorted(letters, key=lambda pair: pair[0])[:count]]
 
     @_driver_errors
     def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
         object_ids = _object_ids(ids)
         if not object_ids:
             return []
-        dead = self._store(self._home(queue)).dead
-        heads = list(dead.find({'queue': queue, '_id': {'$in': object_ids}}, {'size': 1}, sort=DEAD_ORDER))
-        return _read_dead_letters(dead, heads)
+        letters: list[DeadLetter] = []
+        for dead in mongo_dead.sources(self._store(self._home(queue))):
+            query = {'queue': queue, '_id': {'$in': object_ids}}
+            letters.extend(_read_dead_letters(dead, list(dead.find(query, {'size': 1}, sort=DEAD_ORDER))))
+        return letters
 
     @_driver_errors
     def dead_letter_length(self, queue: str) -> int:
-        return self._store(self._home(queue)).dead.count_documents({'queue': queue})
+        sources = mongo_dead.sources(self._store(self._home(queue)))
+        return sum(dead.count_documents({'queue': queue}) for dead in sources)
 
     @_driver_errors
     def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
         store = self._store(self._home(queue))
+        if count is None:
+            return mongo_dead.drain(store, queue, _push_dead_letters)
         moved = 0
         taken: list[ObjectId] = []  # letters another requeue is moving right now
         while count is None or moved < count:
@@ -311,7 +336,7 @@ class MongoConnector(Connector):
             if not heads:
                 break
             found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
-            won = _move_dead_letters(store, queue, found, {})
+            won = _move_dead_letters(store, store.dead, queue, found, {})
             won_ids = {doc['_id'] for doc in won}
             taken.extend(doc['_id'] for doc in found if doc['_id'] not in won_ids)
             moved += len(won)
@@ -326,20 +351,20 @@ class MongoConnector(Connector):
             return 0
         store = self._store(self._home(queue))
         moved = 0
-        for start in range(0, len(object_ids), _REQUEUE_BATCH):
-            part = object_ids[start : start + _REQUEUE_BATCH]
-            heads = list(
-                store.dead.find({'queue': queue, '_id': {'$in': part}}, {'size': 1}, sort=DEAD_ORDER)
-            )
-            found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
-            moved += len(_move_dead_letters(store, queue, found, payloads or {}))
+        for dead in mongo_dead.sources(store):
+            for start in range(0, len(object_ids), _REQUEUE_BATCH):
+                part = object_ids[start : start + _REQUEUE_BATCH]
+                heads = list(dead.find({'queue': queue, '_id': {'$in': part}}, {'size': 1}, sort=DEAD_ORDER))
+                found = read_in_parts(dead, heads, {'payload': 1}, DEAD_ORDER)
+                moved += len(_move_dead_letters(store, dead, queue, found, payloads or {}))
         return moved
 
     @_driver_errors
     def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
-        dead = self._store(self._home(queue)).dead
+        sources = mongo_dead.sources(self._store(self._home(queue)))
         if count is None:
-            return dead.delete_many({'queue': queue}).deleted_count
+            return sum(dead.delete_many({'queue': queue}).deleted_count for dead in sources)
+        dead = sources[0]
         if count <= 0:
             return 0  # a limit of 0 means none to the driver
         oldest = [doc['_id'] for doc in dead.find({'queue': queue}, {'_id': 1}, sort=DEAD_ORDER, limit=count)]
@@ -461,8 +486,17 @@ def _read_dead_letters(dead: Collection[Document], heads: Sequence[Document]) ->
     ]
 
 
+def _push_dead_letters(store: MongoStore, queue: str, found: Sequence[Document]) -> int:
+    """Push dead letters a drain read (they stay in the drained collection, which is dropped)."""
+    return len(_move_dead_letters(store, None, queue, found, {}))
+
+
 def _move_dead_letters(
-    store: MongoStore, queue: str, found: Sequence[Document], replacements: Mapping[str, bytes]
+    store: MongoStore,
+    dead: Collection[Document] | None,
+    queue: str,
+    found: Sequence[Document],
+    replacements: Mapping[str, bytes],
 ) -> list[Document]:
     """Push dead letters (read with their payload) to the ready queue and delete them; return those moved.
 
@@ -475,7 +509,8 @@ def _move_dead_letters(
     if won:
         payloads = [replacements.get(str(doc['_id']), bytes(doc['payload'])) for doc in won]
         store.insert_items(queue, payloads, _RANK['NORMAL'], 0.0)
-        store.dead.delete_many({'_id': {'$in': [doc['_id'] for doc in won]}})
+        if dead is not None:
+            dead.delete_many({'_id': {'$in': [doc['_id'] for doc in won]}})
     return won
 
 

@@ -15,6 +15,8 @@ configured deployment. Document layout, per database:
     latest claim (absent or null when none was given); ``size`` the payload's length in
     bytes (absent on documents other clients put in the queue).
 ``dead_letters`` — ``queue``, ``payload``, ``reason``, ``failed_at``, ``at`` (insertion order).
+``queue_segments``, ``queue_backlog_versions``, ``queue_segment_<id>`` — the backlog
+    of deep queues (see :mod:`sergeant.connector.mongo_backlog`).
 ``claims`` — the claim ledger: ``_id`` a transition key, ``at`` when it was recorded.
 ``keys`` — ``_id`` the key, ``value``. ``locks`` — ``_id`` the name, ``token``, ``expires_at``, ``version``.
 
@@ -35,6 +37,7 @@ compared in queries, and old ledger entries are pruned by age.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -45,6 +48,7 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo.collection import Collection
 
+from .mongo_backlog import HOT_HIGH, SEGMENT_ITEMS, SEGMENT_MIN, Backlog, rank_of
 from .mongo_params import Client, Document
 
 ORDER: list[tuple[str, int]] = [('priority', pymongo.DESCENDING), ('order', pymongo.ASCENDING), ('_id', 1)]
@@ -72,11 +76,13 @@ class MongoStore:
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
         db = client[database]
+        self.database = db
         self.items: Collection[Document] = db['queue_items']
         self.dead: Collection[Document] = db['dead_letters']
         self.ledger: Collection[Document] = db['claims']
         self.keys: Collection[Document] = db['keys']
         self.locks: Collection[Document] = db['locks']
+        self.backlog = Backlog(db, self.items, self.ledger, self.win)
         self._indexed = False
         self._guard = threading.Lock()
         self._pruned_at = time.monotonic()
@@ -95,6 +101,7 @@ class MongoStore:
         self.items.create_index([('queue', 1), ('visible_at', 1)], name='visibility')
         self.dead.create_index([('queue', 1), *DEAD_ORDER], name='dead_order')
         self.ledger.create_index([('at', 1)], name='age')
+        self.backlog.create_indexes()
 
     # -- the ledger ----------------------------------------------------------------
 
@@ -149,10 +156,15 @@ class MongoStore:
     # -- queue items ----------------------------------------------------------------
 
     def insert_items(self, queue: str, payloads: Sequence[bytes], rank: int, visible_at: float) -> None:
-        """Store fresh items, ready at ``visible_at`` (0.0 for at once)."""
+        """Store fresh items, ready at ``visible_at`` (0.0 for at once).
+
+        Many at once are parked in the backlog; a few go to ``queue_items``, and now and
+        then the pusher spills that queue's excess there into the backlog.
+        """
         order = max(time.time(), visible_at)
         documents = [
             {
+                '_id': ObjectId(),
                 'queue': queue,
                 'payload': payload,
                 'priority': rank,
@@ -165,38 +177,62 @@ class MongoStore:
             }
             for payload in payloads
         ]
+        if len(documents) >= SEGMENT_MIN:
+            self.backlog.park(queue, documents)
+            return
         if documents:
             self.items.insert_many(documents, ordered=True)
+            # one count per SEGMENT_MIN payloads pushed, on average
+            if random.random() * SEGMENT_MIN < len(documents) and self._ready_count(queue) > HOT_HIGH:
+                self.backlog.spill(queue)
+
+    def _ready_count(self, queue: str) -> int:
+        ready = {'queue': queue, 'lease': None, 'visible_at': {'$lte': time.time()}}
+        return self.items.count_documents(ready)
 
     def claim(
         self, queue: str, count: int, token: bytes, lease_seconds: float, owner: str | None = None
     ) -> list[Document]:
         """Lease up to ``count`` claimable items to ``token``; return them in queue order.
 
-        Each round reads candidate ids, wins what it can in the ledger, leases the
-        winners with one update per ``claims`` value, and reads them back. Another
-        round runs only when other consumers took some of the candidates.
+        Each round reads candidate ids, first moving the backlog's first segment into
+        ``queue_items`` when it ranks before them or they run short, wins what it can
+        in the ledger, leases the winners with one update per ``claims`` value, and
+        reads them back. Another round runs only when other consumers took some of
+        the candidates.
         """
         claimed: list[Document] = []
-        for _ in range(_CLAIM_ATTEMPTS):
+        contended = 0
+        moves = count // SEGMENT_ITEMS + 2  # segments this claim may move into queue_items
+        while contended < _CLAIM_ATTEMPTS:
             now = time.time()
+            wanted = count - len(claimed)
             candidates = list(
                 self.items.find(
                     {'queue': queue, 'visible_at': {'$lte': now}},
-                    {'claims': 1, 'nacks': 1, 'size': 1},
+                    {'claims': 1, 'nacks': 1, 'size': 1, 'priority': 1, 'order': 1},
                     sort=ORDER,
-                    limit=count - len(claimed),
+                    limit=wanted,
                 )
             )
+            if moves > 0:
+                head = self.backlog.head(queue, now)
+                if head is not None and (len(candidates) < wanted or rank_of(head) < rank_of(candidates[-1])):
+                    moves -= 1
+                    if self.backlog.move(head):
+                        continue  # its items are candidates now
+                    moves = 0  # another consumer is moving it: take what is here
             foreign = [candidate for candidate in candidates if not _has_counters(candidate)]
             if foreign:
                 self._adopt(foreign)
+                contended += 1
                 continue  # they are claimable items now, taken by the next round
             keys = [f'item:{candidate["_id"]}:{candidate["claims"]}' for candidate in candidates]
             won = [candidate for candidate, ok in zip(candidates, self.win(keys), strict=True) if ok]
             claimed.extend(self._lease(won, token, now, lease_seconds, owner))
             if len(won) == len(candidates) or len(claimed) >= count:
                 break
+            contended += 1
         return claimed
 
     def _adopt(self, foreign: list[Document]) -> None:

@@ -74,8 +74,12 @@ def ready_payloads(broker: Broker) -> list[bytes]:
     if broker.kind == 'mongo':
         # popping 10,000 items one claim round at a time takes minutes on FerretDB: read the documents
         with pymongo.MongoClient(broker.url) as client:
-            items = client.get_default_database()['queue_items']
-            return [bytes(doc['payload']) for doc in items.find({'queue': broker.queue}, {'payload': 1})]
+            database = client.get_default_database()
+            segments = [s['_id'] for s in database['queue_segments'].find({'queue': broker.queue})]
+            found = list(database['queue_items'].find({'queue': broker.queue}, {'payload': 1}))
+            for segment in segments:  # the backlog of deep queues (sergeant.connector.mongo_backlog)
+                found += database[segment].find({}, {'payload': 1})
+            return [bytes(doc['payload']) for doc in found]
     payloads: list[bytes] = []
     while chunk := broker.connector.pop(broker.queue, 5000, lease_seconds=None):
         payloads += [message.payload for message in chunk]
