@@ -29,14 +29,13 @@ from typing import Any, ParamSpec, TypeVar
 import bson
 import pymongo.errors
 from bson import ObjectId
-from pymongo.collection import Collection
 
 from ..errors import ConnectorError
-from . import mongo_dead
 from .base import Connector, DeadLetter, Lock, Message, Priority, Released, check_priority
 from .mongo_backlog import rank_of
-from .mongo_params import Document, MongoSettings, create_client, database_name, parse_params
-from .mongo_store import DEAD_ORDER, MAX_PAYLOAD_BYTES, ORDER, MongoStore, read_in_parts
+from .mongo_dead import DeadLetters
+from .mongo_params import MongoSettings, create_client, database_name, parse_params
+from .mongo_store import MAX_PAYLOAD_BYTES, ORDER, MongoStore
 
 __all__ = ['MongoConnector', 'MongoLock']
 
@@ -74,6 +73,7 @@ class MongoConnector(Connector):
         except BaseException:
             self.close()
             raise
+        self._dead = [DeadLetters(store) for store in self._stores]
         self._turn = itertools.count(secrets.randbelow(len(self._stores)))
 
     @classmethod
@@ -241,9 +241,9 @@ class MongoConnector(Connector):
         names: set[str] = set()
         for index in range(len(self._stores)):
             store = self._store(index)
-            for collection in (store.items, store.dead):
-                names.update(name for name in collection.distinct('queue') if isinstance(name, str))
+            names.update(name for name in store.items.distinct('queue') if isinstance(name, str))
             names.update(store.backlog.queues())
+            names.update(self._dead[index].queues())
         return sorted(names)
 
     @_driver_errors
@@ -276,19 +276,7 @@ class MongoConnector(Connector):
     @_driver_errors
     def dead_letter(self, queue: str, letters: Sequence[DeadLetter], receipts: Sequence[bytes] = ()) -> int:
         if letters:
-            now = time.time()
-            documents = [
-                {
-                    'queue': queue,
-                    'payload': d.payload,
-                    'reason': d.reason,
-                    'failed_at': d.failed_at,
-                    'at': now,
-                    'size': len(d.payload),
-                }
-                for d in letters
-            ]
-            self._store(self._home(queue)).dead.insert_many(documents, ordered=True)
+            self._dead[self._home(queue)].add(queue, letters)
         if receipts:
             # After the insert: a crash in between duplicates a payload rather than losing it.
             self.ack(queue, receipts)
@@ -296,79 +284,36 @@ class MongoConnector(Connector):
 
     @_driver_errors
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
-        if count <= 0:
-            return []
-        letters: list[tuple[tuple[Any, ...], DeadLetter]] = []
-        for dead in mongo_dead.sources(self._store(self._home(queue))):
-            heads = list(dead.find({'queue': queue}, {'size': 1, 'at': 1}, sort=DEAD_ORDER, limit=count))
-            at = {head['_id']: head.get('at', 0.0) for head in heads}
-            for letter in _read_dead_letters(dead, heads):
-                letters.append(((at[ObjectId(letter.id)], letter.id), letter))
-        return [letter for _, letter in sorted(letters, key=lambda pair: pair[0])[:count]]
+        return self._dead[self._home(queue)].oldest(queue, count) if count > 0 else []
 
     @_driver_errors
     def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
         object_ids = _object_ids(ids)
-        if not object_ids:
-            return []
-        letters: list[DeadLetter] = []
-        for dead in mongo_dead.sources(self._store(self._home(queue))):
-            query = {'queue': queue, '_id': {'$in': object_ids}}
-            letters.extend(_read_dead_letters(dead, list(dead.find(query, {'size': 1}, sort=DEAD_ORDER))))
-        return letters
+        return self._dead[self._home(queue)].find(queue, object_ids) if object_ids else []
 
     @_driver_errors
     def dead_letter_length(self, queue: str) -> int:
-        sources = mongo_dead.sources(self._store(self._home(queue)))
-        return sum(dead.count_documents({'queue': queue}) for dead in sources)
+        return self._dead[self._home(queue)].length(queue)
 
     @_driver_errors
     def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
-        store = self._store(self._home(queue))
-        if count is None:
-            return mongo_dead.drain(store, queue, _push_dead_letters)
-        moved = 0
-        taken: list[ObjectId] = []  # letters another requeue is moving right now
-        while count is None or moved < count:
-            batch = _REQUEUE_BATCH if count is None else min(_REQUEUE_BATCH, count - moved)
-            query = {'queue': queue, '_id': {'$nin': taken}}
-            heads = list(store.dead.find(query, {'size': 1}, sort=DEAD_ORDER, limit=batch))
-            if not heads:
-                break
-            found = read_in_parts(store.dead, heads, {'payload': 1}, DEAD_ORDER)
-            won = _move_dead_letters(store, store.dead, queue, found, {})
-            won_ids = {doc['_id'] for doc in won}
-            taken.extend(doc['_id'] for doc in found if doc['_id'] not in won_ids)
-            moved += len(won)
-        return moved
+        dead = self._dead[self._home(queue)]
+        return dead.drain(queue) if count is None else dead.requeue(queue, count)
 
     @_driver_errors
     def requeue_dead_letters_by_id(
         self, queue: str, ids: Sequence[str], payloads: Mapping[str, bytes] | None = None
     ) -> int:
         object_ids = _object_ids(ids)
-        if not object_ids:
-            return 0
-        store = self._store(self._home(queue))
-        moved = 0
-        for dead in mongo_dead.sources(store):
-            for start in range(0, len(object_ids), _REQUEUE_BATCH):
-                part = object_ids[start : start + _REQUEUE_BATCH]
-                heads = list(dead.find({'queue': queue, '_id': {'$in': part}}, {'size': 1}, sort=DEAD_ORDER))
-                found = read_in_parts(dead, heads, {'payload': 1}, DEAD_ORDER)
-                moved += len(_move_dead_letters(store, dead, queue, found, payloads or {}))
-        return moved
+        return (
+            self._dead[self._home(queue)].requeue_ids(queue, object_ids, payloads or {}) if object_ids else 0
+        )
 
     @_driver_errors
     def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
-        sources = mongo_dead.sources(self._store(self._home(queue)))
-        if count is None:
-            return sum(dead.delete_many({'queue': queue}).deleted_count for dead in sources)
-        dead = sources[0]
-        if count <= 0:
-            return 0  # a limit of 0 means none to the driver
-        oldest = [doc['_id'] for doc in dead.find({'queue': queue}, {'_id': 1}, sort=DEAD_ORDER, limit=count)]
-        return dead.delete_many({'_id': {'$in': oldest}}).deleted_count if oldest else 0
+        if count is not None and count <= 0:
+            return 0
+        return self._dead[self._home(queue)].purge(queue, count)
 
     # -- keys and locks ------------------------------------------------------------------
 
@@ -477,41 +422,6 @@ class MongoLock(Lock):
 
     def _ledger_key(self, current: Mapping[str, Any]) -> str:
         return f'lock:{self.name}:{bytes(current["version"]).hex()}'
-
-
-def _read_dead_letters(dead: Collection[Document], heads: Sequence[Document]) -> list[DeadLetter]:
-    found = read_in_parts(dead, heads, {'payload': 1, 'reason': 1, 'failed_at': 1}, DEAD_ORDER)
-    return [
-        DeadLetter(bytes(doc['payload']), doc['reason'], doc['failed_at'], str(doc['_id'])) for doc in found
-    ]
-
-
-def _push_dead_letters(store: MongoStore, queue: str, found: Sequence[Document]) -> int:
-    """Push dead letters a drain read (they stay in the drained collection, which is dropped)."""
-    return len(_move_dead_letters(store, None, queue, found, {}))
-
-
-def _move_dead_letters(
-    store: MongoStore,
-    dead: Collection[Document] | None,
-    queue: str,
-    found: Sequence[Document],
-    replacements: Mapping[str, bytes],
-) -> list[Document]:
-    """Push dead letters (read with their payload) to the ready queue and delete them; return those moved.
-
-    The ledger makes concurrent requeues move each letter once. The items are
-    inserted before the letters are deleted: a requeue that dies in between leaves a
-    letter that was also requeued (a duplicate), never a lost one.
-    """
-    outcomes = store.win([f'dead:{doc["_id"]}' for doc in found])
-    won = [doc for doc, ok in zip(found, outcomes, strict=True) if ok]
-    if won:
-        payloads = [replacements.get(str(doc['_id']), bytes(doc['payload'])) for doc in won]
-        store.insert_items(queue, payloads, _RANK['NORMAL'], 0.0)
-        if dead is not None:
-            dead.delete_many({'_id': {'$in': [doc['_id'] for doc in won]}})
-    return won
 
 
 def _object_ids(ids: Sequence[str]) -> list[ObjectId]:

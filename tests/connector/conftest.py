@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pymongo
 import pytest
 
 from sergeant.connector import Connector, create_connector
+from sergeant.connector.mongo import MongoConnector
+from tests.servers.ferretdb import FerretDBServer
 
 BACKENDS = ['local', 'redis', 'redis-2-nodes', 'mongo']
 
@@ -85,3 +89,35 @@ def name() -> str:
 def global_order(request: pytest.FixtureRequest) -> bool:
     """False when queues are spread over several nodes: order then holds per node only."""
     return bool(request.node.callspec.params.get('connector_factory') != 'redis-2-nodes')
+
+
+Factory = Callable[..., MongoConnector]
+
+
+@pytest.fixture
+def database() -> str:
+    return f'test_{uuid.uuid4().hex[:12]}'
+
+
+@pytest.fixture
+def make(ferretdb_server: FerretDBServer, database: str) -> Iterator[Factory]:
+    """Build connectors on the shared FerretDB, all on this test's database."""
+    built: list[MongoConnector] = []
+
+    def build(**params: Any) -> MongoConnector:
+        connector = create_connector('mongo', {'url': ferretdb_server.url, 'database': database, **params})
+        assert isinstance(connector, MongoConnector)
+        built.append(connector)
+        return connector
+
+    yield build
+    for connector in built:
+        connector.close()
+
+
+@pytest.fixture
+def raw(ferretdb_server: FerretDBServer, database: str) -> Iterator[Any]:
+    """Direct access to the test's database, to look at the documents."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(ferretdb_server.url)
+    yield client[database]
+    client.close()

@@ -9,39 +9,21 @@ an interrupted move or drain loses nothing. Speed is measured in
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pymongo
 import pytest
 from bson import ObjectId
 
-from sergeant.connector import DeadLetter, create_connector
+from sergeant.connector import DeadLetter
 from sergeant.connector.mongo import MongoConnector
 from sergeant.connector.mongo_backlog import HOT_HIGH, HOT_LOW, SEGMENT_ITEMS, SEGMENT_MIN
 from sergeant.connector.mongo_dead import DRAIN_PREFIX
-from tests.servers.ferretdb import FerretDBServer
+from tests.connector.conftest import Factory
 
 
 @pytest.fixture
-def database() -> str:
-    return f'test_{uuid.uuid4().hex[:12]}'
-
-
-@pytest.fixture
-def connector(ferretdb_server: FerretDBServer, database: str) -> Iterator[MongoConnector]:
-    built = create_connector('mongo', {'url': ferretdb_server.url, 'database': database})
-    assert isinstance(built, MongoConnector)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def raw(ferretdb_server: FerretDBServer, database: str) -> Iterator[Any]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(ferretdb_server.url)
-    yield client[database]
-    client.close()
+def connector(make: Factory) -> MongoConnector:
+    return make()
 
 
 def drain_all(connector: MongoConnector, queue: str, batch: int = 37) -> list[bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,38 +21,8 @@ from sergeant.connector import Connector, DeadLetter, create_connector
 from sergeant.connector.mongo import MongoConnector
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, ConnectorError
+from tests.connector.conftest import Factory
 from tests.servers.ferretdb import FerretDBServer, running_ferretdb
-
-Factory = Callable[..., MongoConnector]
-
-
-@pytest.fixture
-def database() -> str:
-    return f'test_{uuid.uuid4().hex[:12]}'
-
-
-@pytest.fixture
-def make(ferretdb_server: FerretDBServer, database: str) -> Iterator[Factory]:
-    """Build connectors on the shared FerretDB, all on this test's database."""
-    built: list[MongoConnector] = []
-
-    def build(**params: Any) -> MongoConnector:
-        connector = create_connector('mongo', {'url': ferretdb_server.url, 'database': database, **params})
-        assert isinstance(connector, MongoConnector)
-        built.append(connector)
-        return connector
-
-    yield build
-    for connector in built:
-        connector.close()
-
-
-@pytest.fixture
-def raw(ferretdb_server: FerretDBServer, database: str) -> Iterator[Any]:
-    """Direct access to the test's database, to look at the documents."""
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(ferretdb_server.url)
-    yield client[database]
-    client.close()
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> None:
