@@ -27,6 +27,7 @@ from harness import (
     metrics_cost,
     placement,
     report,
+    scale,
     supervised,
     supervised_report,
     wakeup,
@@ -44,8 +45,8 @@ MODES = [
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
 # the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only);
-# the MongoDB connector at depth on FerretDB
-SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup', 'mongo-depth']
+# the MongoDB connector at depth on FerretDB; ours with more processes, threads and idle consumers
+SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup', 'mongo-depth', 'scale']
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -53,6 +54,12 @@ def parse_arguments() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument('--repeats', type=int, default=3, help='runs per mode and contender (default 3)')
+    parser.add_argument(
+        '--idle-consumers',
+        type=int,
+        default=1000,
+        help='scale section: idle consumers on one Redis (default 1000)',
+    )
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every task count (default 1)')
     parser.add_argument('--modes', nargs='+', choices=[mode.key for mode in MODES], help='only these modes')
     parser.add_argument(
@@ -168,6 +175,11 @@ def main() -> int:
             extra += wakeup.markdown_lines(record['wakeup'])
         if 'mongo-depth' in arguments.sections:
             extra += mongo_depth.run_section([200, 10_000, 100_000], 1000, 10, 100_000)
+        if 'scale' in arguments.sections:
+            record['scale'] = scale.run_section(
+                server, interpreters[0], int(200_000 * arguments.scale), arguments.idle_consumers, 100
+            )
+            extra += scale.markdown_lines(record['scale'])
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)

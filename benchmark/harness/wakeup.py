@@ -94,7 +94,7 @@ class _Probe:
             calls = sum(int(entry['calls']) for name, entry in stats.items() if name != 'cmdstat_info')
             return {'commands': calls}
         if self._process is not None:
-            return {'server_cpu_seconds': _cpu_seconds(self._process.pid)}
+            return {'server_cpu_seconds': cpu_seconds(self._process.pid)}
         return {}
 
 
@@ -166,9 +166,9 @@ def _measure(
                 producer.push_task({'since': due}, consumable_from=due)
                 seen += 1
                 delayed.append(_wait_for_line(out, seen, 10.0))
-            result['ready'] = _percentiles(ready)
+            result['ready'] = percentiles(ready)
             if delayed:
-                result['delayed'] = _percentiles(delayed)
+                result['delayed'] = percentiles(delayed)
         finally:
             stop_started = time.monotonic()
             worker.terminate()
@@ -183,12 +183,12 @@ def _measure(
 
 
 def _idle_cost(pid: int, probe: _Probe, seconds: float) -> dict[str, Any]:
-    cpu, server, started = _cpu_seconds(pid), probe.read(), time.monotonic()
+    cpu, server, started = cpu_seconds(pid), probe.read(), time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - started
     cost: dict[str, Any] = {
         'idle_seconds': round(elapsed, 2),
-        'idle_cpu_percent': round(100 * (_cpu_seconds(pid) - cpu) / elapsed, 3),
+        'idle_cpu_percent': round(100 * (cpu_seconds(pid) - cpu) / elapsed, 3),
     }
     for name, before in server.items():
         after = probe.read()[name]
@@ -197,7 +197,7 @@ def _idle_cost(pid: int, probe: _Probe, seconds: float) -> dict[str, Any]:
     return cost
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system time of every thread, from schedstat (nanoseconds)."""
     total = 0
     for thread in os.listdir(f'/proc/{pid}/task'):
@@ -217,7 +217,7 @@ def _wait_for_line(path: Path, line: int, timeout: float) -> float:
     raise TimeoutError(f'the worker did not start task {line} within {timeout} s')
 
 
-def _percentiles(samples: list[float]) -> dict[str, Any]:
+def percentiles(samples: list[float]) -> dict[str, Any]:
     ordered = sorted(samples)
     cuts = statistics.quantiles(ordered, n=100, method='inclusive') if len(ordered) > 1 else ordered * 99
     return {
