@@ -13,7 +13,9 @@ With ``cluster`` params the connector talks to one Redis Cluster through redis-p
 cluster client, as to one node: each queue's keys share a hash tag
 (:func:`~.redis_node.cluster_queue_keys`), so each queue lives in one slot, on one
 master, with its order kept, and queues spread over the cluster's masters. Keys and
-locks are single Redis keys, named as on a standalone server. Per-node work, the key layout and the item format are in
+locks are single Redis keys, named as on a standalone server.
+
+Per-node work, the key layout and the item format are in
 :mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
 Needs Redis 6.2 or later (LPOP with a count, ZMSCORE, SET ... GET).
 

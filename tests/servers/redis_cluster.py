@@ -163,7 +163,8 @@ def running_redis_cluster(
             servers.append(stack.enter_context(running_redis(workdir / f'node-{index}', options)))
         cluster = RedisClusterServers(tuple(servers))
         addresses = [f'{server.host}:{server.port}' for server in servers]
-        create = [redis_cli, '--cluster', 'create', *addresses, '--cluster-replicas', str(replicas), '--cluster-yes']
+        create = [redis_cli, '--cluster', 'create', *addresses, '--cluster-replicas', str(replicas)]
+        create.append('--cluster-yes')
         result = subprocess.run(create, capture_output=True, text=True, timeout=READY_TIMEOUT, check=False)
         if result.returncode != 0:
             raise RuntimeError(f'redis-cli --cluster create failed:\n{result.stdout}\n{result.stderr}')
