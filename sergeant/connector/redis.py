@@ -80,6 +80,8 @@ from .redis_params import ClusterParams, NodeParams, create_client, create_clust
 __all__ = ['RedisConnector', 'RedisLock']
 
 _COUNTER = struct.Struct('>I')  # the delivery counter after the id of a stored item
+# redis-py's errors; its cluster client raises some (no slot covered, say) outside RedisError
+_DRIVER_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 _P = ParamSpec('_P')
 _R = TypeVar('_R')
 
@@ -91,7 +93,7 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except _DRIVER_ERRORS as error:
             raise ConnectorError(f'Redis {method.__name__} failed: {error}') from error
 
     return wrapper
@@ -132,7 +134,7 @@ def _deliveries(items: list[bytes], group_id: bytes | None) -> Deliveries:
     return Deliveries(payloads, receipts, counts)
 
 
-def _connector_error(operation: str, error: redis.RedisError) -> ConnectorError:
+def _connector_error(operation: str, error: Exception) -> ConnectorError:
     wrapped = ConnectorError(f'Redis {operation} failed: {error}')
     wrapped.__cause__ = error
     return wrapped
@@ -157,7 +159,7 @@ class _SentPop(PendingPop):
                     self._answer = CompletedPop(
                         _deliveries(items, pop.group_id if pop.lease_ms >= 0 else None)
                     )
-                except redis.RedisError as error:
+                except _DRIVER_ERRORS as error:
                     self._answer = CompletedPop(error=_connector_error('pop', error))
         return self._answer.result()
 
@@ -181,7 +183,7 @@ class RedisConnector(Connector):
             self._keys = cluster_queue_keys
             try:
                 client = create_cluster_client(nodes)
-            except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
+            except _DRIVER_ERRORS as error:
                 # the cluster client learns the slots at once: an unreachable cluster fails here
                 raise ConnectorError(f'Redis Cluster unreachable: {error}') from error
             self._nodes.append(RedisNode(cast('redis.Redis', client), cluster=True))
@@ -291,7 +293,7 @@ class RedisConnector(Connector):
         pop = PopArguments(count, lease_ms, new_group_id(), self.lease_owner or '', acks)
         try:
             sent = channel.try_send(keys, pop)
-        except redis.RedisError as error:
+        except _DRIVER_ERRORS as error:
             return CompletedPop(error=_connector_error('pop', error))
         if not sent:
             return super().begin_pop(queue, count, lease_seconds, ack)
@@ -314,7 +316,7 @@ class RedisConnector(Connector):
             try:
                 if self._nodes[0].wait_for_work(self._keys(queue), should_stop, deadline):
                     return
-            except redis.RedisError:
+            except _DRIVER_ERRORS:
                 pass
         super().wait_for_work(queue, poll_interval, should_stop, deadline)
 
@@ -466,7 +468,7 @@ class RedisConnector(Connector):
         """True when every node answers PING."""
         try:
             return all([node.client.ping() for node in self._nodes])
-        except redis.RedisError:
+        except _DRIVER_ERRORS:
             return False
 
     def close(self) -> None:
