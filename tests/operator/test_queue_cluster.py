@@ -1,4 +1,4 @@
-"""A SergeantWorker whose broker is a Redis Cluster: its schema takes the params, the operator reads the queue.
+"""A SergeantWorker whose broker is a Redis Cluster: the schema takes the params, the operator reads it.
 
 The operator builds the worker's connector with ``create_connector`` from
 ``spec.connector.params`` (``{'cluster': {'nodes': [...]}}``), so it reads queue
