@@ -3,7 +3,8 @@
 Every operating command takes the broker one of two ways:
 
 * ``--broker URL`` (or ``SERGEANT_BROKER``): ``redis://``, ``rediss://`` or ``unix://``
-  for Redis, ``mongodb://`` or ``mongodb+srv://`` for MongoDB and FerretDB (the
+  for Redis, ``redis+cluster://`` or ``rediss+cluster://`` (any node) for a Redis
+  Cluster, ``mongodb://`` or ``mongodb+srv://`` for MongoDB and FerretDB (the
   database is the URL's, else ``sergeant``), ``sqlite:///path/to/file`` or a bare
   file path for the local SQLite broker (the file must exist);
 * ``--worker-module M --worker-class C`` (or ``SERGEANT_WORKER_MODULE`` and
@@ -45,6 +46,7 @@ _SCHEMES = {
     'mongodb+srv://': 'mongo',
 }
 _SQLITE_SCHEME = 'sqlite://'
+_CLUSTER_SCHEMES = {'redis+cluster://': 'redis://', 'rediss+cluster://': 'rediss://'}
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +55,8 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         '--broker',
         metavar='URL',
-        help='redis://host:6379/0, mongodb://host:27017/db, sqlite:///path/file.sqlite3 or a SQLite file '
+        help='redis://host:6379/0, redis+cluster://host:7000 (any node of a Redis Cluster), '
+        'mongodb://host:27017/db, sqlite:///path/file.sqlite3 or a SQLite file '
         f'path [env: {BROKER_VARIABLE}]',
     )
     group.add_argument('--worker-module', metavar='MODULE', help='module holding the Worker subclass')
@@ -128,11 +131,15 @@ def open_broker(arguments: argparse.Namespace, environ: Mapping[str, str] | None
 
 
 def _from_url(url: str) -> config.Connector:
+    for scheme, plain in _CLUSTER_SCHEMES.items():
+        if url.startswith(scheme):
+            cluster = {'url': plain + url.removeprefix(scheme)}
+            return config.Connector(type='redis', params={'cluster': cluster})
     for scheme, kind in _SCHEMES.items():
         if url.startswith(scheme):
             return config.Connector(type=kind, params={'url': url})  # type: ignore[arg-type]
     if '://' in url and not url.startswith(_SQLITE_SCHEME):
-        known = ', '.join([*_SCHEMES, _SQLITE_SCHEME])
+        known = ', '.join([*_SCHEMES, *_CLUSTER_SCHEMES, _SQLITE_SCHEME])
         raise CommandError(
             f'--broker: unknown scheme in {_redacted(url)!r} (known: {known})', CommandExit.USAGE
         )

@@ -7,14 +7,23 @@ A receipt is one node byte followed by the node's receipt (lease group and
 position), so acks, nacks, lease extensions and dead-lettering go back to the
 node the message came from (with a single node, no node byte: nothing to route). A
 queue's dead letters, keys and locks live on the node picked by a CRC32 of their
-name. Per-node work, the key layout and the item format are in
+name.
+
+With ``cluster`` params the connector talks to one Redis Cluster through redis-py's
+cluster client, as to one node: each queue's keys share a hash tag
+(:func:`~.redis_node.cluster_queue_keys`), so each queue lives in one slot, on one
+master, with its order kept, and queues spread over the cluster's masters. Keys and
+locks are single Redis keys, named as on a standalone server.
+
+Per-node work, the key layout and the item format are in
 :mod:`sergeant.connector.redis_node`; params in :mod:`sergeant.connector.redis_params`.
 Needs Redis 6.2 or later (LPOP with a count, ZMSCORE, SET ... GET).
 
 An idle worker of a single node blocks on its queue's wake list instead of polling
-(:meth:`RedisConnector.wait_for_work`): every push leaves a token there.
+(:meth:`RedisConnector.wait_for_work`): every push leaves a token there (on a
+cluster too, on the master serving the queue's slot).
 
-With one node, :meth:`RedisConnector.begin_pop` sends a worker's next pop on a
+With one standalone node, :meth:`RedisConnector.begin_pop` sends a worker's next pop on a
 connection of its own and reads the answer only when the worker needs it, so
 the round trip overlaps with running tasks (:class:`~.redis_node.PopChannel`).
 """
@@ -55,6 +64,7 @@ from .redis_node import (
     PopChannel,
     QueueKeys,
     RedisNode,
+    cluster_queue_keys,
     dead_letter_id,
     decode_dead_letter,
     encode_dead_letter,
@@ -65,11 +75,13 @@ from .redis_node import (
     new_items,
     queue_keys,
 )
-from .redis_params import NodeParams, create_client, parse_params
+from .redis_params import ClusterParams, NodeParams, create_client, create_cluster_client, parse_params
 
 __all__ = ['RedisConnector', 'RedisLock']
 
 _COUNTER = struct.Struct('>I')  # the delivery counter after the id of a stored item
+# redis-py's errors; its cluster client raises some (no slot covered, say) outside RedisError
+_DRIVER_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 _P = ParamSpec('_P')
 _R = TypeVar('_R')
 
@@ -81,7 +93,7 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except _DRIVER_ERRORS as error:
             raise ConnectorError(f'Redis {method.__name__} failed: {error}') from error
 
     return wrapper
@@ -122,7 +134,7 @@ def _deliveries(items: list[bytes], group_id: bytes | None) -> Deliveries:
     return Deliveries(payloads, receipts, counts)
 
 
-def _connector_error(operation: str, error: redis.RedisError) -> ConnectorError:
+def _connector_error(operation: str, error: Exception) -> ConnectorError:
     wrapped = ConnectorError(f'Redis {operation} failed: {error}')
     wrapped.__cause__ = error
     return wrapped
@@ -147,7 +159,7 @@ class _SentPop(PendingPop):
                     self._answer = CompletedPop(
                         _deliveries(items, pop.group_id if pop.lease_ms >= 0 else None)
                     )
-                except redis.RedisError as error:
+                except _DRIVER_ERRORS as error:
                     self._answer = CompletedPop(error=_connector_error('pop', error))
         return self._answer.result()
 
@@ -162,21 +174,32 @@ def _lease_ms(lease_seconds: float) -> int:
 
 
 class RedisConnector(Connector):
-    """Connector on one or more independent Redis servers."""
+    """Connector on one or more independent Redis servers, or on one Redis Cluster."""
 
-    def __init__(self, nodes: Sequence[NodeParams]) -> None:
+    def __init__(self, nodes: Sequence[NodeParams] | ClusterParams) -> None:
         self._nodes: list[RedisNode] = []
-        try:
-            for node in nodes:
-                self._nodes.append(RedisNode(create_client(node)))
-        except BaseException:
-            self.close()
-            raise
+        self._keys: Callable[[str], QueueKeys] = queue_keys
+        if isinstance(nodes, ClusterParams):
+            self._keys = cluster_queue_keys
+            try:
+                client = create_cluster_client(nodes)
+            except _DRIVER_ERRORS as error:
+                # the cluster client learns the slots at once: an unreachable cluster fails here
+                raise ConnectorError(f'Redis Cluster unreachable: {error}') from error
+            self._nodes.append(RedisNode(cast('redis.Redis', client), cluster=True))
+        else:
+            try:
+                for node in nodes:
+                    self._nodes.append(RedisNode(create_client(node)))
+            except BaseException:
+                self.close()
+                raise
         # a receipt is the node's index byte then the node's receipt; with one node, no prefix
         self._prefixes = (
             [bytes([index]) for index in range(len(self._nodes))] if len(self._nodes) > 1 else [b'']
         )
-        self._channel = PopChannel(self._nodes[0]) if len(self._nodes) == 1 else None
+        single = len(self._nodes) == 1 and not self._nodes[0].cluster
+        self._channel = PopChannel(self._nodes[0]) if single else None
         self._push_turn = itertools.count(secrets.randbelow(len(self._nodes)))
         self._pop_turn = itertools.count(secrets.randbelow(len(self._nodes)))
 
@@ -218,9 +241,9 @@ class RedisConnector(Connector):
         node = self._nodes[next(self._push_turn) % len(self._nodes)]
         items = new_items(payloads)
         if consumable_from is not None and consumable_from > time.time():
-            node.push_delayed(queue_keys(queue), items, at_head, math.ceil(consumable_from * 1000))
+            node.push_delayed(self._keys(queue), items, at_head, math.ceil(consumable_from * 1000))
         else:
-            node.push_ready(queue_keys(queue), items, at_head)
+            node.push_ready(self._keys(queue), items, at_head)
         return len(items)
 
     @_driver_errors
@@ -231,7 +254,7 @@ class RedisConnector(Connector):
         lease_seconds: float | None,
         ack: Sequence[bytes] = (),
     ) -> list[Message]:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
         acks = self._by_node(ack) if ack else {}
         nodes = len(self._nodes)
@@ -257,19 +280,20 @@ class RedisConnector(Connector):
     ) -> PendingPop:
         """Send the pop on a connection of its own and read the answer in ``result``.
 
-        One node only, one pop in flight: otherwise (several nodes, or a pop of
-        this connector still in flight) it pops at once, as the contract's default.
+        One standalone node only, one pop in flight: otherwise (several nodes, a
+        cluster, or a pop of this connector still in flight) it pops at once, as the
+        contract's default.
         """
         channel = self._channel
         if channel is None:
             return super().begin_pop(queue, count, lease_seconds, ack)
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         lease_ms = -1 if lease_seconds is None else _lease_ms(lease_seconds)
         acks = self._by_node(ack).get(0, []) if ack else []
         pop = PopArguments(count, lease_ms, new_group_id(), self.lease_owner or '', acks)
         try:
             sent = channel.try_send(keys, pop)
-        except redis.RedisError as error:
+        except _DRIVER_ERRORS as error:
             return CompletedPop(error=_connector_error('pop', error))
         if not sent:
             return super().begin_pop(queue, count, lease_seconds, ack)
@@ -290,25 +314,25 @@ class RedisConnector(Connector):
         """
         if len(self._nodes) == 1:
             try:
-                if self._nodes[0].wait_for_work(queue_keys(queue), should_stop, deadline):
+                if self._nodes[0].wait_for_work(self._keys(queue), should_stop, deadline):
                     return
-            except redis.RedisError:
+            except _DRIVER_ERRORS:
                 pass
         super().wait_for_work(queue, poll_interval, should_stop, deadline)
 
     @_driver_errors
     def ack(self, queue: str, receipts: Sequence[bytes]) -> int:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         return sum(self._nodes[index].ack(keys, held) for index, held in self._by_node(receipts).items())
 
     @_driver_errors
     def nack(self, queue: str, receipts: Sequence[bytes]) -> int:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         return sum(self._nodes[index].nack(keys, held) for index, held in self._by_node(receipts).items())
 
     @_driver_errors
     def extend_leases(self, queue: str, receipts: Sequence[bytes], lease_seconds: float) -> int:
-        keys, lease_ms = queue_keys(queue), _lease_ms(lease_seconds)
+        keys, lease_ms = self._keys(queue), _lease_ms(lease_seconds)
         return sum(
             self._nodes[index].extend_leases(keys, held, lease_ms)
             for index, held in self._by_node(receipts).items()
@@ -316,7 +340,7 @@ class RedisConnector(Connector):
 
     @_driver_errors
     def leases_by_owner(self, queue: str) -> dict[str, int]:
-        keys, counts = queue_keys(queue), Counter[str]()
+        keys, counts = self._keys(queue), Counter[str]()
         for node in self._nodes:
             counts.update(node.leases_by_owner(keys))
         return dict(counts)
@@ -325,7 +349,7 @@ class RedisConnector(Connector):
     def release_owner(
         self, queue: str, owner: str, started: Sequence[bytes], keep: Sequence[bytes] = ()
     ) -> Released:
-        keys, started_by_node, keep_by_node = queue_keys(queue), self._by_node(started), self._by_node(keep)
+        keys, started_by_node, keep_by_node = self._keys(queue), self._by_node(started), self._by_node(keep)
         charged: list[bytes] = []
         uncharged = 0
         for index, node in enumerate(self._nodes):
@@ -337,12 +361,12 @@ class RedisConnector(Connector):
 
     @_driver_errors
     def length(self, queue: str, include_delayed: bool = False) -> int:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         return sum(node.length(keys, include_delayed) for node in self._nodes)
 
     @_driver_errors
     def in_flight(self, queue: str) -> int:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         return sum(node.in_flight(keys) for node in self._nodes)
 
     @_driver_errors
@@ -351,14 +375,14 @@ class RedisConnector(Connector):
 
     @_driver_errors
     def head_pushed_at(self, queue: str) -> float | None:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         heads = [node.head_pushed_at(keys) for node in self._nodes]
         known = [pushed for pushed in heads if pushed is not None]
         return min(known) if known else None
 
     @_driver_errors
     def delete(self, queue: str) -> bool:
-        keys = queue_keys(queue)
+        keys = self._keys(queue)
         deleted = [node.delete(keys) for node in self._nodes]
         return any(deleted)
 
@@ -371,7 +395,7 @@ class RedisConnector(Connector):
         letters: Sequence[DeadLetter],
         receipts: Sequence[bytes] = (),
     ) -> int:
-        keys, home = queue_keys(queue), self._home_index(queue)
+        keys, home = self._keys(queue), self._home_index(queue)
         encoded = [encode_dead_letter(letter.payload, letter.reason, letter.failed_at) for letter in letters]
         acks = self._by_node(receipts)
         home_acks = acks.pop(home, [])
@@ -385,23 +409,23 @@ class RedisConnector(Connector):
 
     @_driver_errors
     def dead_letters(self, queue: str, count: int = 100) -> list[DeadLetter]:
-        encoded = self._home(queue).dead_letters(queue_keys(queue), count)
+        encoded = self._home(queue).dead_letters(self._keys(queue), count)
         return [_dead_letter_of(letter) for letter in encoded]
 
     @_driver_errors
     def find_dead_letters(self, queue: str, ids: Sequence[str]) -> list[DeadLetter]:
         if not ids:
             return []
-        encoded = self._home(queue).find_dead_letters(queue_keys(queue), ids)
+        encoded = self._home(queue).find_dead_letters(self._keys(queue), ids)
         return [_dead_letter_of(letter) for letter in encoded]
 
     @_driver_errors
     def dead_letter_length(self, queue: str) -> int:
-        return self._home(queue).dead_letter_length(queue_keys(queue))
+        return self._home(queue).dead_letter_length(self._keys(queue))
 
     @_driver_errors
     def requeue_dead_letters(self, queue: str, count: int | None = None) -> int:
-        return self._home(queue).requeue_dead_letters(queue_keys(queue), count)
+        return self._home(queue).requeue_dead_letters(self._keys(queue), count)
 
     @_driver_errors
     def requeue_dead_letters_by_id(
@@ -409,7 +433,7 @@ class RedisConnector(Connector):
     ) -> int:
         if not ids:
             return 0
-        home, keys, replacements = self._home(queue), queue_keys(queue), payloads or {}
+        home, keys, replacements = self._home(queue), self._keys(queue), payloads or {}
         pairs = []
         for letter in home.find_dead_letters(keys, ids):
             letter_id = dead_letter_id(letter)
@@ -419,7 +443,7 @@ class RedisConnector(Connector):
 
     @_driver_errors
     def purge_dead_letters(self, queue: str, count: int | None = None) -> int:
-        return self._home(queue).purge_dead_letters(queue_keys(queue), count)
+        return self._home(queue).purge_dead_letters(self._keys(queue), count)
 
     # -- keys and locks -------------------------------------------------------------------
 
@@ -444,7 +468,7 @@ class RedisConnector(Connector):
         """True when every node answers PING."""
         try:
             return all([node.client.ping() for node in self._nodes])
-        except redis.RedisError:
+        except _DRIVER_ERRORS:
             return False
 
     def close(self) -> None:

@@ -5,7 +5,9 @@ round trip; :mod:`sergeant.connector.redis` spreads queues over several nodes an
 routes receipts. Multi-step changes are Lua scripts in ``connector/lua/``, whose
 headers document their keys and arguments.
 
-Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys)::
+Keys of queue ``Q`` (``sergeant:`` keeps them apart from the user's own keys; on a
+Redis Cluster the name is a hash tag, ``sergeant:queue:{Q}:ready`` and so on, so
+that all keys of a queue live in one slot and every script runs on one master)::
 
     sergeant:queue:Q:ready           LIST  stored items; HIGH pushed at the head, NORMAL at the tail
     sergeant:queue:Q:delayed         ZSET  priority byte + stored item, score = ready time (ms)
@@ -24,8 +26,8 @@ versions before 1.0 have 16 random bytes there, so a pushed time outside the las
 few years reads as unknown. Leases are held per pop (``lua/leases.lua`` explains why): a receipt is
 the pop's group id and the item's position in it, so it names exactly one
 delivery; reclaiming an expired group deletes it, after which its receipts match
-nothing. Scripts touch a group's keys by name, so a node must be a standalone
-server (or a replica set's primary), not a Redis Cluster. A dead letter is
+nothing. Scripts touch a group's keys by names derived from ``leased``: in the same
+slot as it on a cluster, where the hash tag leads every name. A dead letter is
 ``failed_at`` (big-endian double), the length of the reason (4 bytes), the UTF-8
 reason and the payload: a layout Lua can cut the payload out of when requeueing.
 """
@@ -46,6 +48,15 @@ from typing import Any, NamedTuple, cast
 import hiredis
 import redis
 
+from .redis_channels import (
+    STOP_CHECK_INTERVAL,
+    DirectChannel,
+    PoolFor,
+    WakeChannel,
+    cluster_pools,
+    standalone_pools,
+)
+
 ID_SIZE = 16
 PUSHED_AT_SIZE = 6  # the first bytes of an id: when the item was pushed, in ms
 _EARLIEST_PUSH_MS = 1_577_836_800_000  # 2020-01-01: older times are random bytes of a pre-1.0 id
@@ -61,11 +72,10 @@ IDLE_POP_INTERVAL = 5.0
 # Redis times blocked clients out in its cron (10 times a second by default): a BLPOP may
 # answer this late. A wait for a due time ends that much earlier and sleeps the rest here.
 _TIMEOUT_SLACK = 0.1
-STOP_CHECK_INTERVAL = 0.05  # a blocked wait asks whether to stop this often (no Redis command)
-_ANSWER_GRACE = 1.0  # how late a BLPOP's answer may come before its connection is dropped
 REQUEUE_BATCH = 1000
 SCAN_BATCH = 1000  # dead letters read per LRANGE, queue keys per SCAN
 _QUEUE_KEY = re.compile(rb'sergeant:queue:(.*):(?:ready|delayed|leased|dead)', re.DOTALL)
+_CLUSTER_QUEUE_KEY = re.compile(rb'sergeant:queue:\{(.*)\}:(?:ready|delayed|leased|dead)', re.DOTALL)
 _DEAD_HEADER = struct.Struct('>dI')  # failed_at, reason length
 
 
@@ -80,6 +90,18 @@ class QueueKeys(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def queue_keys(queue: str) -> QueueKeys:
     base = f'sergeant:queue:{queue}:'
+    return QueueKeys(base + 'ready', base + 'delayed', base + 'leased', base + 'dead', base + 'wake')
+
+
+@functools.lru_cache(maxsize=4096)
+def cluster_queue_keys(queue: str) -> QueueKeys:
+    """The keys of ``queue`` on a Redis Cluster: the name in braces, a hash tag, so all share a slot.
+
+    A name holding braces itself still gives one slot: every key starts with the
+    same ``sergeant:queue:{`` + name + ``}``, which holds the first ``{`` and the
+    first ``}`` after it.
+    """
+    base = f'sergeant:queue:{{{queue}}}:'
     return QueueKeys(base + 'ready', base + 'delayed', base + 'leased', base + 'dead', base + 'wake')
 
 
@@ -200,12 +222,20 @@ class RedisNode:
 
     Receipt handling is the caller's: methods take stored items (a receipt without
     its node byte). Errors of redis-py propagate; the connector wraps them.
+
+    With ``cluster``, ``client`` is a ``redis.cluster.RedisCluster`` and the keys
+    given are :func:`cluster_queue_keys`: every script and command then names keys
+    of one slot, which the client routes to the master serving it (following
+    redirections and failovers), and pushes go through it too.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, cluster: bool = False) -> None:
         self.client = client
-        self._push_channel = DirectChannel(client)
-        self._wake_channel = WakeChannel(client)
+        self.cluster = cluster
+        pool_for: PoolFor = cluster_pools(client) if cluster else standalone_pools(client)
+        self._push_channel = None if cluster else DirectChannel(pool_for)
+        self._wake_channel = WakeChannel(pool_for)
+        self._queue_key = _CLUSTER_QUEUE_KEY if cluster else _QUEUE_KEY
         # per wake key: the last empty pop, until a wait used it
         self._idle: dict[str, _Idle] = {}
         # per wake key: when something falls due, as the last pop said (until a pop brings items)
@@ -241,11 +271,16 @@ class RedisNode:
 
     def _push_items(self, target: str, wake: str, where: str | int, items: list[bytes]) -> None:
         """Run push.lua: the items, then wake tokens for idle consumers."""
+        if self._push_channel is None:
+            # a cluster: the client finds the slot's master; one script call, however many
+            # items (a transaction would pin one connection, not every redis-py has it)
+            self._push((target, wake), (where, *items))
+            return
         if len(items) <= CHUNK:
             # one command on a connection of our own: redis-py's per-command machinery
             # costs more client CPU than the round trip itself
             try:
-                self._push_channel.call(('EVALSHA', self._push.sha, 2, target, wake, where, *items))
+                self._push_channel.call(target, ('EVALSHA', self._push.sha, 2, target, wake, where, *items))
             except redis.exceptions.NoScriptError:  # nothing ran: the client loads the script
                 self._push((target, wake), (where, *items))
             return
@@ -363,7 +398,7 @@ class RedisNode:
         """Names of the queues with any key on this node."""
         names = set()
         for key in self.client.scan_iter(match='sergeant:queue:*', count=SCAN_BATCH):
-            match = _QUEUE_KEY.fullmatch(key)
+            match = self._queue_key.fullmatch(key)
             if match is not None:
                 names.add(match.group(1).decode(errors='replace'))
         return names
@@ -428,13 +463,7 @@ class RedisNode:
         return moved
 
     def purge_dead_letters(self, keys: QueueKeys, count: int | None = None) -> int:
-        if count is None:
-            return int(self._purge_dead((keys.dead,)))
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.llen(keys.dead)
-            pipe.ltrim(keys.dead, max(0, count), -1)
-            length, _ = pipe.execute()
-        return min(int(length), max(0, count))
+        return int(self._purge_dead((keys.dead,), () if count is None else (max(0, count),)))
 
     # -- locks ----------------------------------------------------------------------
 
@@ -515,87 +544,3 @@ class PopChannel:
         if connection is not None and self._pid == os.getpid():
             connection.disconnect()
             self._node.client.connection_pool.release(connection)
-
-
-class DirectChannel:
-    """Sends one packed command at a time on a pooled connection kept for this channel."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._connection: Any = None  # a redis.connection.Connection (untyped in redis-py)
-        self._pid = 0
-        self._guard = threading.Lock()
-
-    def call(self, command: tuple[Any, ...]) -> Any:
-        packed = [hiredis.pack_command(command)]
-        with self._guard:
-            reused = self._connection is not None and self._pid == os.getpid()
-            try:
-                return self._send(packed, command[0])
-            except redis.exceptions.ConnectionError:
-                if not reused:
-                    raise
-            # a kept connection may have gone stale (server restarted): one fresh try,
-            # as redis-py does for its own commands
-            return self._send(packed, command[0])
-
-    def _send(self, packed: list[bytes], name: str) -> Any:
-        if self._connection is None or self._pid != os.getpid():
-            pool = self._client.connection_pool
-            try:
-                self._connection = pool.get_connection()
-            except TypeError:  # redis-py before 5.3 wants a command name
-                self._connection = pool.get_connection(name)
-            self._pid = os.getpid()
-        try:
-            self._connection.send_packed_command(packed)
-            return self._connection.read_response()
-        except BaseException:
-            connection, self._connection = self._connection, None
-            connection.disconnect()
-            self._client.connection_pool.release(connection)
-            raise
-
-
-class WakeChannel:
-    """A connection of one node on which an idle consumer blocks (BLPOP) for a wake token.
-
-    The answer is awaited in slices of :data:`STOP_CHECK_INTERVAL`, asking the
-    caller's ``should_stop`` in between: a stop ends the wait at once (a SIGTERM
-    handler only sets a flag), and the connection, its BLPOP still blocked at the
-    server, is dropped. Waiting costs no command besides the BLPOP itself.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._connection: Any = None  # a redis.connection.Connection (untyped in redis-py)
-        self._pid = 0
-
-    def wait(self, key: str, seconds: float, should_stop: Callable[[], bool]) -> bool:
-        """True when a token came within ``seconds``; False after the timeout or a stop."""
-        if self._connection is None or self._pid != os.getpid():
-            pool = self._client.connection_pool
-            try:
-                self._connection = pool.get_connection()
-            except TypeError:  # redis-py before 5.3 wants a command name
-                self._connection = pool.get_connection('BLPOP')
-            self._pid = os.getpid()
-        connection = self._connection
-        try:
-            command: Any = ('BLPOP', key, f'{max(seconds, 0.01):.3f}')  # a timeout of 0 blocks forever
-            connection.send_packed_command([hiredis.pack_command(command)])
-            give_up = time.monotonic() + seconds + _ANSWER_GRACE
-            while not connection.can_read(timeout=STOP_CHECK_INTERVAL):
-                if should_stop() or time.monotonic() > give_up:
-                    self._drop()
-                    return False
-            return connection.read_response() is not None
-        except BaseException:
-            self._drop()
-            raise
-
-    def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and self._pid == os.getpid():
-            connection.disconnect()
-            self._client.connection_pool.release(connection)

@@ -5,7 +5,10 @@ Accepted shapes, each naming independent Redis servers ("nodes"):
 * Sergeant 0.27's ``{'nodes': [{'host', 'port', 'password', 'database'}, ...]}``,
   where a node may also carry ``username``, or be ``{'url': ...}`` alone (with
   optional ``username``/``password`` when the URL carries no credentials);
-* ``{'url': 'redis://...'}`` for one node, ``{'urls': [...]}`` for several.
+* ``{'url': 'redis://...'}`` for one node, ``{'urls': [...]}`` for several;
+* ``{'cluster': {...}}`` for one Redis Cluster (see :func:`parse_cluster`): its
+  startup ``nodes`` (``[{'host', 'port'}, ...]``) or the ``url`` of any one node,
+  with optional ``username``, ``password`` and, with ``nodes``, ``tls``.
 
 URLs use the ``redis://`` (TCP), ``rediss://`` (TLS) or ``unix://`` (socket)
 schemes, exactly as redis-py reads them. Used by :mod:`sergeant.connector.redis`
@@ -21,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
+import redis.cluster
 
 from ..errors import ConfigError
 
@@ -34,7 +38,8 @@ _CLIENT_DEFAULTS: dict[str, Any] = {
     'health_check_interval': 30,
 }
 _TCP_DEFAULTS: dict[str, Any] = {'socket_keepalive': True}  # unix sockets reject this option
-_KEYS = ('nodes', 'url', 'urls')
+_KEYS = ('nodes', 'url', 'urls', 'cluster')
+_CLUSTER_KEYS = {'nodes', 'url', 'username', 'password', 'tls'}
 _HOST_NODE_KEYS = {'host', 'port', 'username', 'password', 'database'}
 _URL_NODE_KEYS = {'url', 'username', 'password'}
 _SCHEMES = ('redis', 'rediss', 'unix')
@@ -53,8 +58,24 @@ class NodeParams:
     database: int = 0
 
 
-def parse_params(params: Mapping[str, Any]) -> tuple[NodeParams, ...]:
-    """Validate the connector params; raise ConfigError naming the first bad field."""
+@dataclasses.dataclass(frozen=True)
+class ClusterParams:
+    """How to reach one Redis Cluster: startup nodes (host, port), or the URL of one node."""
+
+    field: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_params(params: Mapping[str, Any]) -> tuple[NodeParams, ...] | ClusterParams:
+    """Validate the connector params; raise ConfigError naming the first bad field.
+
+    Independent servers come back as a tuple of :class:`NodeParams`, a cluster as
+    :class:`ClusterParams`.
+    """
     if not isinstance(params, Mapping):
         raise ConfigError(FIELD, f'must be a mapping, got {type(params).__name__}')
     unknown = set(params) - set(_KEYS)
@@ -62,7 +83,9 @@ def parse_params(params: Mapping[str, Any]) -> tuple[NodeParams, ...]:
         raise ConfigError(FIELD, f'unknown keys for the redis connector: {sorted(unknown)}')
     given = [key for key in _KEYS if key in params]
     if len(given) != 1:
-        raise ConfigError(FIELD, "give exactly one of 'nodes', 'url' or 'urls'")
+        raise ConfigError(FIELD, "give exactly one of 'nodes', 'url', 'urls' or 'cluster'")
+    if 'cluster' in params:
+        return parse_cluster(f'{FIELD}.cluster', params['cluster'])
     if 'url' in params:
         return (_parse_url_node(f'{FIELD}.url', params['url']),)
     key = given[0]
@@ -98,6 +121,67 @@ def create_client(node: NodeParams) -> redis.Redis:
     except (TypeError, ValueError) as error:
         raise ConfigError(node.field, f'invalid option in {_redact(node.url)!r}: {error}') from None
     return client
+
+
+def parse_cluster(field: str, cluster: object) -> ClusterParams:
+    """Validate ``{'nodes': [{'host', 'port'}, ...]}`` or ``{'url': ...}``, plus credentials and ``tls``.
+
+    A cluster has database 0 only and no unix sockets; a cluster client finds every
+    other node from any one it reaches, so several startup nodes only matter when
+    some may be down at start.
+    """
+    if not isinstance(cluster, Mapping):
+        raise ConfigError(field, f"must be a mapping with 'nodes' or 'url', got {_describe(cluster)}")
+    unknown = set(cluster) - _CLUSTER_KEYS
+    if unknown:
+        raise ConfigError(field, f'unknown keys: {sorted(unknown)}')
+    if ('nodes' in cluster) == ('url' in cluster):
+        raise ConfigError(field, "give exactly one of 'nodes' or 'url'")
+    username = _optional_text(field, cluster, 'username')
+    password = _optional_text(field, cluster, 'password')
+    tls = cluster.get('tls', False)
+    if not isinstance(tls, bool):
+        raise ConfigError(f'{field}.tls', f'must be true or false, got {_describe(tls)}')
+    if 'url' in cluster:
+        if tls:
+            raise ConfigError(f'{field}.tls', 'with a url, ask for TLS with the rediss:// scheme')
+        url_field = f'{field}.url'
+        node = _parse_url_node(url_field, cluster['url'], username, password)
+        assert node.url is not None
+        parts = urlsplit(node.url)
+        if parts.scheme == 'unix':
+            raise ConfigError(url_field, 'a cluster is reached over TCP: use redis:// or rediss://')
+        if parts.path.strip('/') not in ('', '0') or parse_qs(parts.query).get('db', ['0'])[0] != '0':
+            raise ConfigError(url_field, 'a Redis Cluster has database 0 only')
+        return ClusterParams(field, url=node.url, username=username, password=password)
+    entries = cluster['nodes']
+    nodes_field = f'{field}.nodes'
+    if not isinstance(entries, list | tuple) or not entries:
+        raise ConfigError(nodes_field, f'must be a non-empty list, got {_describe(entries)}')
+    nodes = []
+    for index, entry in enumerate(entries):
+        entry_field = f'{nodes_field}[{index}]'
+        if isinstance(entry, Mapping) and set(entry) - {'host', 'port'}:
+            raise ConfigError(entry_field, f'unknown keys: {sorted(set(entry) - {"host", "port"})}')
+        node = _parse_node(entry_field, entry)
+        assert node.host is not None and node.port is not None
+        nodes.append((node.host, node.port))
+    return ClusterParams(field, nodes=tuple(nodes), username=username, password=password, tls=tls)
+
+
+def create_cluster_client(cluster: ClusterParams) -> redis.cluster.RedisCluster:
+    """A cluster client; it connects to a startup node and learns the cluster's slots at once."""
+    options = dict(_CLIENT_DEFAULTS, **_TCP_DEFAULTS)
+    options.pop('health_check_interval')  # the cluster client checks nodes itself
+    if cluster.username is not None:
+        options['username'] = cluster.username
+    if cluster.password is not None:
+        options['password'] = cluster.password
+    if cluster.url is not None:
+        return redis.cluster.RedisCluster.from_url(cluster.url, **options)
+    node = redis.cluster.ClusterNode
+    startup = [node(host, port) for host, port in cluster.nodes]  # type: ignore[no-untyped-call]
+    return redis.cluster.RedisCluster(startup_nodes=startup, ssl=cluster.tls, **options)
 
 
 def _parse_node(field: str, node: object) -> NodeParams:

@@ -14,7 +14,7 @@ from sergeant.connector import Connector, create_connector
 from sergeant.connector.mongo import MongoConnector
 from tests.servers.ferretdb import FerretDBServer
 
-BACKENDS = ['local', 'redis', 'redis-2-nodes', 'mongo']
+BACKENDS = ['local', 'redis', 'redis-2-nodes', 'redis-cluster', 'mongo']
 
 
 @pytest.fixture(scope='session')
@@ -26,6 +26,15 @@ def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[obj
         running_redis(tmp_path_factory.mktemp('redis-b')) as second,
     ):
         yield [first, second]
+
+
+@pytest.fixture(scope='session')
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A Redis Cluster of 3 masters and 3 replicas, shared by the session (it starts in seconds)."""
+    from tests.servers.redis_cluster import running_redis_cluster
+
+    with running_redis_cluster(tmp_path_factory.mktemp('redis-cluster')) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope='session')
@@ -52,6 +61,9 @@ def _factory(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ca
         servers = request.getfixturevalue('redis_servers')
         nodes = [{'host': s.host, 'port': s.port} for s in servers]
         return lambda: create_connector('redis', {'nodes': nodes})
+    if backend == 'redis-cluster':
+        cluster = request.getfixturevalue('redis_cluster')
+        return lambda: create_connector('redis', {'cluster': {'nodes': cluster.startup_nodes}})
     if backend == 'mongo':
         server = request.getfixturevalue('ferretdb_server')
         database = f'test_{uuid.uuid4().hex[:12]}'

@@ -39,6 +39,7 @@ class RedisServer:
     port: int
     unix_socket: str
     workdir: pathlib.Path
+    extra_args: tuple[str, ...] = ()  # more redis-server options (a cluster node's, say)
     _process: _Process = dataclasses.field(default_factory=_Process, repr=False, compare=False)
 
     @property
@@ -71,6 +72,7 @@ class RedisServer:
             '--appendonly', 'no',
             '--dir', str(self.workdir),
             '--daemonize', 'no',
+            *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, 'ab') as log:
             self._process.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -89,6 +91,13 @@ class RedisServer:
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: nothing is flushed, no client is told); a no-op when stopped."""
+        process, self._process.popen = self._process.popen, None
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait()
 
@@ -115,12 +124,12 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(workdir: pathlib.Path) -> Iterator[RedisServer]:
+def running_redis(workdir: pathlib.Path, extra_args: tuple[str, ...] = ()) -> Iterator[RedisServer]:
     """Start redis-server in ``workdir``, wait until it answers PING, stop it on exit."""
     _redis_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     with _socket_directory(workdir) as socket_dir:
-        server = RedisServer('127.0.0.1', free_port(), str(socket_dir / 'redis.sock'), workdir)
+        server = RedisServer('127.0.0.1', free_port(), str(socket_dir / 'redis.sock'), workdir, extra_args)
         server.start()
         try:
             yield server

@@ -4,7 +4,10 @@
 -- KEYS[2]   wake     LIST of wake tokens (see wake.lua)
 -- ARGV[1]   where    'head': LPUSH to ready (items given in reverse), 'tail': RPUSH to ready,
 --                    otherwise the ready time (ms) of delayed members: ZADD with that score
--- ARGV[2..] stored items, or delayed members (priority byte + stored item); at most 5,000
+-- ARGV[2..] stored items, or delayed members (priority byte + stored item); any number
+--           (a Redis Cluster client sends a big push in one call), pushed in parts of 1,000:
+--           Lua's unpack() fails beyond ~8,000 values. Head pushes come reversed, so the
+--           parts, each pushed to the head in turn, keep the batch's order.
 --
 -- Returns how many items were given.
 
@@ -13,12 +16,12 @@ local items = #ARGV - 1
 if items <= 0 then
     return 0
 end
-if where == 'head' then
-    redis.call('LPUSH', target, unpack(ARGV, 2))
-elseif where == 'tail' then
-    redis.call('RPUSH', target, unpack(ARGV, 2))
+if where == 'head' or where == 'tail' then
+    local command = where == 'head' and 'LPUSH' or 'RPUSH'
+    for first = 2, #ARGV, 1000 do
+        redis.call(command, target, unpack(ARGV, first, math.min(first + 999, #ARGV)))
+    end
 else
-    -- in parts: Lua's unpack() fails beyond ~8,000 values
     for first = 2, #ARGV, 1000 do
         local members = {}
         for i = first, math.min(first + 999, #ARGV) do
