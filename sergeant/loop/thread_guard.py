@@ -30,6 +30,9 @@ asynchronous exceptions apply (see :mod:`sergeant.killer.thread`): a thread
 blocked in a C call sees the exception only when the call returns, a thread
 that catches ``SystemExit`` may go on regardless, and one that the exception
 ends between taking a lock and the ``try`` that releases it leaves it taken.
+Under a tracer (coverage, a debugger) on Python 3.12 and older, an exception
+pending in a thread blocked in a C call stalls every other thread until that call
+returns, so a worker traced that way waits for such a thread instead of reporting it.
 """
 
 from __future__ import annotations
