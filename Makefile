@@ -32,7 +32,7 @@ images:
 
 # the suite measures branch coverage across every Python process it starts ([tool.coverage] in
 # pyproject.toml) and fails below this floor: the level measured when it was introduced, rounded down
-COVERAGE_FLOOR ?= 0
+COVERAGE_FLOOR ?= 94
 test: install tools lint
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-prometheus.sh
