@@ -35,7 +35,10 @@ PULL_POLICIES = ('Always', 'IfNotPresent', 'Never')
 _MODULE = re.compile(r'[^.\s/\\]+(\.[^.\s/\\]+)*')
 _CLASS = re.compile(r'[A-Za-z_]\w*')
 _QUANTITY = re.compile(r'(\d+)(Ki|Mi|Gi|K|M|G)?B?')
-_URL_SCHEMES = {'redis': ('redis://', 'rediss://', 'unix://'), 'mongo': ('mongodb://', 'mongodb+srv://')}
+_URL_SCHEMES = {
+    'redis': ('redis://', 'rediss://', 'redis+cluster://', 'rediss+cluster://', 'unix://'),
+    'mongo': ('mongodb://', 'mongodb+srv://'),
+}
 
 
 class SpecError(ValueError):

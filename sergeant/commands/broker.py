@@ -42,11 +42,12 @@ _SCHEMES = {
     'redis://': 'redis',
     'rediss://': 'redis',
     'unix://': 'redis',
+    'redis+cluster://': 'redis',  # a Redis Cluster, through one of its nodes
+    'rediss+cluster://': 'redis',
     'mongodb://': 'mongo',
     'mongodb+srv://': 'mongo',
 }
 _SQLITE_SCHEME = 'sqlite://'
-_CLUSTER_SCHEMES = {'redis+cluster://': 'redis://', 'rediss+cluster://': 'rediss://'}
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,15 +132,11 @@ def open_broker(arguments: argparse.Namespace, environ: Mapping[str, str] | None
 
 
 def _from_url(url: str) -> config.Connector:
-    for scheme, plain in _CLUSTER_SCHEMES.items():
-        if url.startswith(scheme):
-            cluster = {'url': plain + url.removeprefix(scheme)}
-            return config.Connector(type='redis', params={'cluster': cluster})
     for scheme, kind in _SCHEMES.items():
         if url.startswith(scheme):
             return config.Connector(type=kind, params={'url': url})  # type: ignore[arg-type]
     if '://' in url and not url.startswith(_SQLITE_SCHEME):
-        known = ', '.join([*_SCHEMES, *_CLUSTER_SCHEMES, _SQLITE_SCHEME])
+        known = ', '.join([*_SCHEMES, _SQLITE_SCHEME])
         raise CommandError(
             f'--broker: unknown scheme in {_redacted(url)!r} (known: {known})', CommandExit.USAGE
         )

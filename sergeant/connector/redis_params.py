@@ -8,7 +8,9 @@ Accepted shapes, each naming independent Redis servers ("nodes"):
 * ``{'url': 'redis://...'}`` for one node, ``{'urls': [...]}`` for several;
 * ``{'cluster': {...}}`` for one Redis Cluster (see :func:`parse_cluster`): its
   startup ``nodes`` (``[{'host', 'port'}, ...]``) or the ``url`` of any one node,
-  with optional ``username``, ``password`` and, with ``nodes``, ``tls``.
+  with optional ``username``, ``password`` and, with ``nodes``, ``tls``; or, the
+  same as a ``cluster`` ``url``, ``{'url': 'redis+cluster://...'}`` (or
+  ``rediss+cluster://``), a form that fits wherever one URL names the broker.
 
 URLs use the ``redis://`` (TCP), ``rediss://`` (TLS) or ``unix://`` (socket)
 schemes, exactly as redis-py reads them. Used by :mod:`sergeant.connector.redis`
@@ -39,6 +41,8 @@ _CLIENT_DEFAULTS: dict[str, Any] = {
 }
 _TCP_DEFAULTS: dict[str, Any] = {'socket_keepalive': True}  # unix sockets reject this option
 _KEYS = ('nodes', 'url', 'urls', 'cluster')
+# a URL in one of these schemes names a Redis Cluster through one of its nodes
+CLUSTER_SCHEMES = {'redis+cluster://': 'redis://', 'rediss+cluster://': 'rediss://'}
 _CLUSTER_KEYS = {'nodes', 'url', 'username', 'password', 'tls'}
 _HOST_NODE_KEYS = {'host', 'port', 'username', 'password', 'database'}
 _URL_NODE_KEYS = {'url', 'username', 'password'}
@@ -87,7 +91,12 @@ def parse_params(params: Mapping[str, Any]) -> tuple[NodeParams, ...] | ClusterP
     if 'cluster' in params:
         return parse_cluster(f'{FIELD}.cluster', params['cluster'])
     if 'url' in params:
-        return (_parse_url_node(f'{FIELD}.url', params['url']),)
+        url = params['url']
+        for scheme, plain in CLUSTER_SCHEMES.items():
+            if isinstance(url, str) and url.startswith(scheme):
+                field = f'{FIELD}.url'
+                return _cluster_from_url(field, field, plain + url.removeprefix(scheme))
+        return (_parse_url_node(f'{FIELD}.url', url),)
     key = given[0]
     entries = params[key]
     field = f'{FIELD}.{key}'
@@ -145,15 +154,7 @@ def parse_cluster(field: str, cluster: object) -> ClusterParams:
     if 'url' in cluster:
         if tls:
             raise ConfigError(f'{field}.tls', 'with a url, ask for TLS with the rediss:// scheme')
-        url_field = f'{field}.url'
-        node = _parse_url_node(url_field, cluster['url'], username, password)
-        assert node.url is not None
-        parts = urlsplit(node.url)
-        if parts.scheme == 'unix':
-            raise ConfigError(url_field, 'a cluster is reached over TCP: use redis:// or rediss://')
-        if parts.path.strip('/') not in ('', '0') or parse_qs(parts.query).get('db', ['0'])[0] != '0':
-            raise ConfigError(url_field, 'a Redis Cluster has database 0 only')
-        return ClusterParams(field, url=node.url, username=username, password=password)
+        return _cluster_from_url(field, f'{field}.url', cluster['url'], username, password)
     entries = cluster['nodes']
     nodes_field = f'{field}.nodes'
     if not isinstance(entries, list | tuple) or not entries:
@@ -167,6 +168,20 @@ def parse_cluster(field: str, cluster: object) -> ClusterParams:
         assert node.host is not None and node.port is not None
         nodes.append((node.host, node.port))
     return ClusterParams(field, nodes=tuple(nodes), username=username, password=password, tls=tls)
+
+
+def _cluster_from_url(
+    field: str, url_field: str, url: object, username: str | None = None, password: str | None = None
+) -> ClusterParams:
+    """A cluster configured at ``field``, reached through the redis:// or rediss:// URL of one node."""
+    node = _parse_url_node(url_field, url, username, password)
+    assert node.url is not None
+    parts = urlsplit(node.url)
+    if parts.scheme == 'unix':
+        raise ConfigError(url_field, 'a cluster is reached over TCP: use redis:// or rediss://')
+    if parts.path.strip('/') not in ('', '0') or parse_qs(parts.query).get('db', ['0'])[0] != '0':
+        raise ConfigError(url_field, 'a Redis Cluster has database 0 only')
+    return ClusterParams(field, url=node.url, username=username, password=password)
 
 
 def create_cluster_client(cluster: ClusterParams) -> redis.cluster.RedisCluster:

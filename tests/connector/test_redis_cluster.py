@@ -90,6 +90,15 @@ def test_cluster_params_by_nodes_and_by_url() -> None:
     )
 
 
+def test_a_cluster_url_names_a_cluster_where_one_url_names_the_broker() -> None:
+    assert parse_params({'url': 'redis+cluster://u:p@a:7000'}) == ClusterParams(
+        'connector.params.url', url='redis://u:p@a:7000'
+    )
+    assert parse_params({'url': 'rediss+cluster://a:7000'}) == ClusterParams(
+        'connector.params.url', url='rediss://a:7000'
+    )
+
+
 @pytest.mark.parametrize(
     ('params', 'field'),
     [
@@ -107,6 +116,7 @@ def test_cluster_params_by_nodes_and_by_url() -> None:
         ({'cluster': {'url': 'unix:///run/redis.sock'}}, 'connector.params.cluster.url'),
         ({'cluster': {'url': 'redis://h:7000/2'}}, 'connector.params.cluster.url'),
         ({'cluster': {'url': 'http://h:7000'}}, 'connector.params.cluster.url'),
+        ({'url': 'redis+cluster://h:7000/3'}, 'connector.params.url'),
     ],
 )
 def test_bad_cluster_params_name_the_field(params: dict[str, Any], field: str) -> None:
