@@ -27,6 +27,10 @@ garbage collection works. It is kept apart from ``kube_api`` so that the tests
 asserting on bare objects never see controllers act.
 
 Missing binaries fail the fixture with a message to run ``make tools``.
+
+``redis_cluster`` (session scope) is a Redis Cluster of 3 masters and 3 replicas
+(``tests.servers.redis_cluster.RedisClusterServers``), shared by the connector and
+operator suites; the failover test starts its own, since it kills a master.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import pytest
 
 from tests.servers.kube import KubeAPIServer, running_kube_apiserver
 from tests.servers.kube_cluster import KubeCluster, running_cluster_with_pods
+from tests.servers.redis_cluster import RedisClusterServers, running_redis_cluster
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -48,6 +53,12 @@ if TYPE_CHECKING:
 def kube_api() -> Iterator[KubeAPIServer]:
     with running_kube_apiserver() as server:
         yield server
+
+
+@pytest.fixture(scope='session')
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    with running_redis_cluster(tmp_path_factory.mktemp('redis-cluster')) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope='session')

@@ -29,15 +29,6 @@ def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[obj
 
 
 @pytest.fixture(scope='session')
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A Redis Cluster of 3 masters and 3 replicas, shared by the session (it starts in seconds)."""
-    from tests.servers.redis_cluster import running_redis_cluster
-
-    with running_redis_cluster(tmp_path_factory.mktemp('redis-cluster')) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope='session')
 def ferretdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from tests.servers.ferretdb import running_ferretdb
 

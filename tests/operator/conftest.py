@@ -24,7 +24,6 @@ from sergeant_operator.manager import Operator, OperatorSettings
 
 from tests.servers.kube import KubeAPIServer
 from tests.servers.redis import RedisServer, running_redis
-from tests.servers.redis_cluster import RedisClusterServers, running_redis_cluster
 
 CRD_PATH = Path(__file__).resolve().parents[2] / 'operator' / 'crd' / 'sergeantworkers.sergeant.io.yaml'
 DEADLINE = 30.0
@@ -126,10 +125,3 @@ def start_operator(
     for running in started:
         running.halt()
         running.operator.kube.close()
-
-
-@pytest.fixture(scope='session')
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
-    """A Redis Cluster of 3 masters and 3 replicas, for the tests of a broker on a cluster."""
-    with running_redis_cluster(tmp_path_factory.mktemp('operator-redis-cluster')) as cluster:
-        yield cluster

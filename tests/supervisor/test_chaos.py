@@ -11,8 +11,8 @@ import psutil
 
 from tests.supervisor.conftest import QUEUE, Supervise, broker_for, push_ids, wait_until
 
-TASKS = 3000
-KILLS = 8
+TASKS = 1800
+KILLS = 5
 # victims must have lived this long, so the supervisor respawns them at once (no start-up backoff)
 MIN_VICTIM_AGE = 3.5
 
@@ -20,7 +20,7 @@ MIN_VICTIM_AGE = 3.5
 def test_every_task_is_processed_despite_random_sigkills(
     supervise: Supervise, any_settings: dict[str, Any]
 ) -> None:
-    # given 3000 tasks consumed by two workers with 1 s leases
+    # given 1800 tasks consumed by two workers with 1 s leases
     broker = broker_for(any_settings)
     push_ids(broker, range(TASKS))
     run = supervise(
