@@ -57,13 +57,12 @@ class Producer:
 
 def work(url: str, queue: str, batch: bool) -> None:
     app = application(url, queue)
-    app.worker_main(
-        [
-            'worker', '--pool=solo', '--concurrency=1', '--loglevel=WARNING',
-            '--without-gossip', '--without-mingle', '--without-heartbeat',
-            f'--prefetch-multiplier={field_common.CHUNK if batch else 1}',
-        ]  # fmt: skip
-    )
+    options = [
+        'worker', '--pool=solo', '--concurrency=1', '--loglevel=WARNING',
+        '--without-gossip', '--without-mingle', '--without-heartbeat',
+        f'--prefetch-multiplier={field_common.CHUNK if batch else 1}',
+    ]  # fmt: skip
+    app.worker_main(options)
 
 
 if __name__ == '__main__':

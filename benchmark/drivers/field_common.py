@@ -29,7 +29,6 @@ import dataclasses
 import faulthandler
 import json
 import mmap
-import os
 import random
 import statistics
 import struct

@@ -34,9 +34,7 @@ class Producer:
             self.queue.enqueue(NOOP, task_id, result_ttl=0)
 
     def bulk(self, ids: Sequence[int]) -> None:
-        self.queue.enqueue_many(
-            [Queue.prepare_data(NOOP, (task_id,), result_ttl=0) for task_id in ids]
-        )
+        self.queue.enqueue_many([Queue.prepare_data(NOOP, (task_id,), result_ttl=0) for task_id in ids])
 
     def waiting(self) -> int:
         return int(self.queue.count)
