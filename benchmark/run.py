@@ -22,6 +22,8 @@ import mongo_depth
 from harness import (
     envs,
     facts,
+    field,
+    field_report,
     latency,
     measure,
     metrics_cost,
@@ -45,8 +47,9 @@ MODES = [
 PLACEMENTS = ['split', 'shared']
 DEFAULT_PLACEMENTS = ['split']
 # the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only);
-# the MongoDB connector at depth on FerretDB; ours with more processes, threads and idle consumers
-SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup', 'mongo-depth', 'scale']
+# the MongoDB connector at depth on FerretDB; ours with more processes, threads and idle consumers;
+# the field (ours, 0.27, Celery, Dramatiq, RQ, Huey, arq, taskiq)
+SECTIONS = ['modes', 'metrics', 'supervised', 'wakeup', 'mongo-depth', 'scale', 'field']
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -86,6 +89,18 @@ def parse_arguments() -> argparse.Namespace:
         default=[200, 50],
         metavar=('READY', 'DELAYED'),
         help='wake-up section: tasks pushed to an idle worker, then delayed ones (default 200 50)',
+    )
+    parser.add_argument(
+        '--field-repeats',
+        type=int,
+        default=2,
+        help='field section: interleaved rounds, the best counts (default 2)',
+    )
+    parser.add_argument(
+        '--field-samples',
+        type=int,
+        default=field.WAKEUP_SAMPLES,
+        help=f'field section: wake-up samples per library (default {field.WAKEUP_SAMPLES})',
     )
     return parser.parse_args()
 
@@ -128,6 +143,20 @@ def run_metrics_section(
     section['summary'] = metrics_cost.summarise(section)
     record['metrics'] = section
     return metrics_cost.markdown_lines(section, rounds)
+
+
+def run_field_section(
+    server: RedisServer, arguments: argparse.Namespace, record: dict[str, Any]
+) -> list[str]:
+    """Every library of the field in the first placement asked for; writes RESULTS.md and its chart."""
+    where = placement.available(arguments.placements)[0]
+    where.pin_redis(server.pid)
+    section = field.run_section(
+        server, where, arguments.field_repeats, arguments.scale, arguments.field_samples
+    )
+    section['summary'] = field_report.summarise(section)
+    record['field'] = section
+    return field_report.write(section, record['facts'])
 
 
 def write_results(text: str, record: dict[str, Any]) -> None:
@@ -180,6 +209,8 @@ def main() -> int:
                 server, interpreters[0], int(200_000 * arguments.scale), arguments.idle_consumers, 100
             )
             extra += scale.markdown_lines(record['scale'])
+        if 'field' in arguments.sections:
+            extra += run_field_section(server, arguments, record)
         entrants = measure.contenders(server, *interpreters)
     record['facts']['load average at end (1, 5, 15 min)'] = facts.load()
     text = report.markdown(modes, entrants, record, extra)
