@@ -252,8 +252,8 @@ class RedisNode:
         self._release_owner = register(_waking_script_source('release_owner'))
         self._delete = register(_lease_script_source('delete_queue'))
         self._dead_letter = register(_lease_script_source('dead_letter'))
-        self._requeue_dead = register(_script_source('requeue_dead'))
-        self._requeue_dead_ids = register(_script_source('requeue_dead_ids'))
+        self._requeue_dead = register(_waking_script_source('requeue_dead', leases=False))
+        self._requeue_dead_ids = register(_waking_script_source('requeue_dead_ids', leases=False))
         self._purge_dead = register(_script_source('purge_dead'))
         self._lock_release = register(_script_source('lock_release'))
         self._lock_set_ttl = register(_script_source('lock_set_ttl'))
@@ -447,7 +447,7 @@ class RedisNode:
         moved = 0
         while count is None or moved < count:
             batch = REQUEUE_BATCH if count is None else min(REQUEUE_BATCH, count - moved)
-            done = int(self._requeue_dead((keys.dead, keys.ready), (new_ids(batch),)))
+            done = int(self._requeue_dead((keys.dead, keys.ready, keys.wake), (new_ids(batch),)))
             moved += done
             if done < batch:
                 break
@@ -459,7 +459,7 @@ class RedisNode:
         for start in range(0, len(pairs), REQUEUE_BATCH):
             part = pairs[start : start + REQUEUE_BATCH]
             flat = [value for pair in part for value in pair]
-            moved += int(self._requeue_dead_ids((keys.dead, keys.ready), (new_ids(len(part)), *flat)))
+            moved += int(self._requeue_dead_ids((keys.dead, keys.ready, keys.wake), (new_ids(len(part)), *flat)))
         return moved
 
     def purge_dead_letters(self, keys: QueueKeys, count: int | None = None) -> int:

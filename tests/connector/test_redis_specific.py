@@ -302,6 +302,22 @@ def test_pushes_leave_few_wake_tokens_and_an_empty_pop_clears_them(
     assert raw[0].exists(wake) == 0
 
 
+def test_requeued_dead_letters_leave_wake_tokens_as_pushes_do(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    # given an idle queue (an empty pop cleared its tokens) with dead letters
+    wake = f'sergeant:queue:{name}:wake'
+    one.dead_letter(name, [DeadLetter(b'%d' % i, 'boom') for i in range(5)])
+    assert one.pop(name, 1, lease_seconds=30) == []
+    assert raw[0].exists(wake) == 0
+
+    # when some are requeued, then by id, then idle consumers get one token per letter moved
+    assert one.requeue_dead_letters(name, 2) == 2
+    assert raw[0].llen(wake) == 2
+    assert one.requeue_dead_letters_by_id(name, [one.dead_letters(name, 1)[0].id]) == 1
+    assert raw[0].llen(wake) == 3
+
+
 def test_an_idle_wait_ends_at_a_push_or_a_stop(
     servers: tuple[RedisServer, RedisServer], one: RedisConnector, make: Factory, name: str
 ) -> None:

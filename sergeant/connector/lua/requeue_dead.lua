@@ -1,4 +1,5 @@
--- requeue_dead.lua: move the oldest dead letters back to the tail of ready as fresh items.
+-- requeue_dead.lua: move the oldest dead letters back to the tail of ready as fresh items, and
+-- wake idle consumers (needs wake.lua).
 --
 -- Each payload gets a new id, taken from ARGV[1] (pushed time in ms, then random bytes),
 -- and a delivery counter of 1.
@@ -7,6 +8,7 @@
 -- KEYS[1]  dead   LIST of dead letters, oldest first: 8-byte big-endian double failed_at,
 --                 4-byte big-endian reason length, UTF-8 reason, payload
 -- KEYS[2]  ready  LIST of stored items (see pop.lua for the item layout)
+-- KEYS[3]  wake   LIST of wake tokens (see wake.lua)
 -- ARGV[1]  ids    16 random bytes per letter to move
 --
 -- Returns how many letters were moved.
@@ -30,4 +32,5 @@ end
 for i = 1, #items, CHUNK do
     redis.call('RPUSH', ready, unpack(items, i, math.min(i + CHUNK - 1, #items)))
 end
+wake_consumers(KEYS[3], #letters)
 return #letters

@@ -1,4 +1,5 @@
--- requeue_dead_ids.lua: move chosen dead letters back to the tail of ready, each at most once.
+-- requeue_dead_ids.lua: move chosen dead letters back to the tail of ready, each at most once,
+-- and wake idle consumers (needs wake.lua).
 --
 -- Each letter is removed from the dead list (the first equal entry, LREM count 1);
 -- only a letter that was still there is pushed, as a fresh item: a letter another
@@ -6,6 +7,7 @@
 --
 -- KEYS[1]   dead   LIST of dead letters, oldest first (layout in requeue_dead.lua)
 -- KEYS[2]   ready  LIST of stored items (see pop.lua for the item layout)
+-- KEYS[3]   wake   LIST of wake tokens (see wake.lua)
 -- ARGV[1]   ids    16 id bytes per letter (pushed time in ms, then random bytes)
 -- ARGV[2i]  the i-th encoded dead letter, as read from KEYS[1]
 -- ARGV[2i+1] the payload to push for it (its own, or a replacement)
@@ -25,4 +27,5 @@ end
 for i = 1, #items, CHUNK do
     redis.call('RPUSH', ready, unpack(items, i, math.min(i + CHUNK - 1, #items)))
 end
+wake_consumers(KEYS[3], #items)
 return #items
