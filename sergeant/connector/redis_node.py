@@ -459,7 +459,8 @@ class RedisNode:
         for start in range(0, len(pairs), REQUEUE_BATCH):
             part = pairs[start : start + REQUEUE_BATCH]
             flat = [value for pair in part for value in pair]
-            moved += int(self._requeue_dead_ids((keys.dead, keys.ready, keys.wake), (new_ids(len(part)), *flat)))
+            arguments = (new_ids(len(part)), *flat)
+            moved += int(self._requeue_dead_ids((keys.dead, keys.ready, keys.wake), arguments))
         return moved
 
     def purge_dead_letters(self, keys: QueueKeys, count: int | None = None) -> int:
