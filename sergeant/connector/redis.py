@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import secrets
 import struct
 import threading
@@ -80,6 +81,9 @@ from .redis_params import ClusterParams, NodeParams, create_client, create_clust
 __all__ = ['RedisConnector', 'RedisLock']
 
 _COUNTER = struct.Struct('>I')  # the delivery counter after the id of a stored item
+_PAYLOAD = operator.itemgetter(slice(HEADER_SIZE, None))
+_COUNTER_BYTES = operator.itemgetter(slice(ID_SIZE, HEADER_SIZE))
+_FIRST_DELIVERY = _COUNTER.pack(1)
 # redis-py's errors; its cluster client raises some (no slot covered, say) outside RedisError
 _DRIVER_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 _P = ParamSpec('_P')
@@ -113,7 +117,12 @@ def _payloads_and_counts(items: list[bytes]) -> tuple[list[bytes], list[int]]:
             [item[HEADER_SIZE:] if len(item) >= HEADER_SIZE else item for item in items],
             [counter(item, ID_SIZE)[0] if len(item) >= HEADER_SIZE else 1 for item in items],
         )
-    return [item[HEADER_SIZE:] for item in items], [counter(item, ID_SIZE)[0] for item in items]
+    # mapped C functions: a loop in Python costs twice as much per item
+    payloads = list(map(_PAYLOAD, items))
+    counters = list(map(_COUNTER_BYTES, items))
+    if counters.count(_FIRST_DELIVERY) == len(counters):  # the common case: nothing delivered before
+        return payloads, [1] * len(items)
+    return payloads, [int.from_bytes(counter_bytes, 'big') for counter_bytes in counters]
 
 
 def _messages(prefix: bytes, items: list[bytes], group_id: bytes | None) -> list[Message]:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from ..config import WorkerConfig
 from ..loop.consume import Executor, RunTask
+from ..loop.runner import TaskRunner
 from .serial import SerialExecutor
 from .threaded import ThreadedExecutor
 
 __all__ = ['Executor', 'RunTask', 'SerialExecutor', 'ThreadedExecutor', 'create_executor']
 
 
-def create_executor(config: WorkerConfig, run: RunTask) -> Executor:
-    """The executor for ``config.number_of_threads``, enforcing ``config.timeouts``."""
+def create_executor(config: WorkerConfig, runner: TaskRunner) -> Executor:
+    """The executor for ``config.number_of_threads`` and ``config.timeouts``; ``runner`` runs the tasks."""
     if config.number_of_threads == 1:
-        return SerialExecutor(run, config.timeouts)
-    return ThreadedExecutor(run, config.number_of_threads, config.timeouts)
+        return SerialExecutor(runner.run, config.timeouts, runner.plain)
+    return ThreadedExecutor(runner.run, config.number_of_threads, config.timeouts)

@@ -29,10 +29,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
+from ..codec import LeasedTask
 from ..config import Timeouts
 from ..interrupts import WorkerTimedout
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..loop.stream import TaskStream
+from ..loop.runner import PlainWork
+from ..loop.stream import Outcome, TaskStream
 from ..loop.thread_guard import settled_outcome
 
 if TYPE_CHECKING:
@@ -44,9 +46,12 @@ SOFT_TIMEOUT_SIGNAL = signal.SIGUSR1
 class SerialExecutor:
     """Runs each task of the stream in turn and settles it before taking the next."""
 
-    def __init__(self, run: RunTask, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self, run: RunTask, timeouts: Timeouts | None = None, plain: PlainWork | None = None
+    ) -> None:
         self._run = run
         self._timeouts = timeouts or Timeouts(timeout=0)
+        self._plain = plain
 
     def execute(self, stream: TaskStream) -> None:
         timeouts = self._timeouts
@@ -91,6 +96,9 @@ class SerialExecutor:
             stream.settle(leased, outcome)
 
     def _run_unwatched(self, stream: TaskStream) -> None:
+        if self._plain is not None:
+            self._run_plain(stream, self._plain)
+            return
         # the hot loop without a watchdog: no per-task slot bookkeeping
         run, settle = self._run, stream.settle
         for leased in stream:
@@ -100,6 +108,87 @@ class SerialExecutor:
                 settle(leased, settled_outcome(error))
                 raise
             settle(leased, outcome)
+
+    def _run_plain(self, stream: TaskStream, plain: PlainWork) -> None:
+        """The hot loop of a worker with no hooks around ``work`` and no watchdog.
+
+        The runner's fast path and the stream's hand-out and settling, inlined: for a
+        no-op task they cost more than the task, and as much as decoding it.
+        """
+        take, should_stop, ack, settle = stream.take, stream.should_stop, stream.ack, stream.settle
+        plain_hand_out = stream.plain_hand_out
+        work, outcomes, clock = plain.work, plain.outcomes, plain.clock
+        threads_started, task_over = plain.threads_started, plain.task_over
+        # the calling thread's own attributes of the thread-local (what setting one writes to),
+        # written directly: setting an attribute of a thread-local costs as much as a no-op task
+        current = plain.task_of_thread.__dict__
+        while count := stream.next_run():
+            successes = 0  # counted into outcomes as the run ends, or per task while tasks are slow
+            count_each = clock is not None and clock.per_task
+            with stream.running():
+                try:
+                    for _ in range(count):
+                        if should_stop():
+                            break
+                        try:
+                            leased = take()
+                        except IndexError:  # the keeper's thread handed them back meanwhile
+                            break
+                        if not plain_hand_out or leased.alone:
+                            stream.hand_out(leased)
+                        task = current['task'] = leased.task
+                        try:
+                            work(task)
+                        except BaseException as error:
+                            self._settle_failed(stream, plain, leased, error)
+                            continue
+                        if count_each:
+                            outcomes['success'] += 1
+                            clock.task_done()  # type: ignore[union-attr]  # count_each implies a clock
+                        else:
+                            successes += 1
+                        if threads_started:
+                            current['task'] = None
+                            try:
+                                task_over(_SUCCESS)
+                            except BaseException as ending:  # UnkillableThreads: the task itself is over
+                                settle(leased, settled_outcome(ending))
+                                raise
+                        if ack is None or leased.isolation_note is not None:
+                            settle(leased, _SUCCESS)
+                        else:
+                            ack(leased.receipt)
+                finally:
+                    # set from one task to the next: nothing runs in between that could look
+                    current['task'] = None
+                    if successes:
+                        outcomes['success'] += successes
+
+    @staticmethod
+    def _settle_failed(
+        stream: TaskStream, plain: PlainWork, leased: LeasedTask, error: BaseException
+    ) -> None:
+        """``work`` raised ``error``: the runner's handlers decide the outcome; loop-ending signals go on.
+
+        The handlers run with the task still current, as on the runner's own path.
+        """
+        try:
+            outcome = plain.failed(leased.task, error)
+        except BaseException as ending:
+            plain.task_of_thread.task = None
+            stream.settle(leased, settled_outcome(ending))
+            raise
+        plain.task_of_thread.task = None
+        try:
+            if plain.threads_started:
+                plain.task_over(outcome)
+        except BaseException as ending:
+            stream.settle(leased, settled_outcome(ending))
+            raise
+        stream.settle(leased, outcome)
+
+
+_SUCCESS = Outcome.SUCCESS
 
 
 class _SignalTimeLimit:

@@ -55,7 +55,7 @@ def consume(
     worker: Hooks,
     base: type,
     codec: TaskCodec,
-    executor_for: Callable[[RunTask], Executor],
+    executor_for: Callable[[TaskRunner], Executor],
     *,
     outcomes: Counter[str],
     task_of_thread: threading.local,
@@ -93,7 +93,7 @@ def consume(
         metrics.loop_started(lambda: stream.delivered)
     try:
         with young_collections_at_most_every(_YOUNG_GC_THRESHOLD):
-            executor_for(runner.run).execute(stream)
+            executor_for(runner).execute(stream)
     finally:
         if clock is not None:
             clock.close()  # before close(): tasks received then are handed back, not run

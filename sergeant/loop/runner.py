@@ -16,6 +16,7 @@ running (:mod:`sergeant.loop.thread_guard`).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -47,6 +48,28 @@ _SUCCESS = Outcome.SUCCESS
 _HANDLER_LOG_EXTRAS = ('task', 'time_with_no_tasks')  # what a failed handler's log record carries
 _clock = time.perf_counter
 _NO_THREADS: dict[int, list[threading.Thread]] = {}  # what a runner without a thread guard checks
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlainWork:
+    """What it takes to run tasks of a worker with no hooks around ``work``, in one thread.
+
+    A serial executor runs such tasks in its own loop (see
+    :meth:`sergeant.executor.SerialExecutor`), which is the runner's fast path unrolled:
+    set ``task_of_thread.task``, call ``work``; count a success in ``outcomes`` (and,
+    while ``clock.per_task``, call ``clock.task_done()``), or hand the exception to
+    ``failed``, which runs the handlers and counts the outcome, and lets signals that
+    end the loop go on; call ``task_over(outcome)`` when ``threads_started`` is not
+    empty. Never with a time limit: those runs take :attr:`TaskRunner.run`.
+    """
+
+    work: Callable[[Task], object]
+    task_of_thread: threading.local
+    outcomes: Counter[str]
+    failed: Callable[[Task, BaseException], Outcome]
+    threads_started: dict[int, list[threading.Thread]]
+    task_over: Callable[[Outcome], None]
+    clock: BatchClock | None
 
 
 class TaskRunner:
@@ -107,6 +130,8 @@ class TaskRunner:
         that end the worker propagate. ``time_limit`` is entered around ``work`` alone:
         an executor's watchdog may raise WorkerTimedout only inside it, never in a hook
         or handler."""
+        self.plain: PlainWork | None = None
+        """Set when tasks may run on the fast path, unrolled by the caller (see :class:`PlainWork`)."""
         plain = not (self._pre_work or self._after_success or guard)
         if plain and durations is None:
             self.run = self._plain_run()
@@ -114,6 +139,16 @@ class TaskRunner:
             # with a time limit every call takes the general path, which times each task itself
             self.batch_clock = BatchClock(durations, lambda: sum(dict(outcomes).values()))
             self.run = self._plain_timed_run(self.batch_clock)
+        if plain and (durations is None or self.batch_clock is not None):
+            self.plain = PlainWork(
+                self._work,
+                task_of_thread,
+                outcomes,
+                self._failed,
+                self._threads_started,
+                self._task_over,
+                self.batch_clock,
+            )
 
     def _run_and_count(self, task: Task, time_limit: AbstractContextManager[object] | None = None) -> Outcome:
         durations = self._durations

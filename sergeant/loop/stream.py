@@ -10,6 +10,7 @@ never started back to the queue.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import threading
@@ -157,61 +158,94 @@ class TaskStream:
         self._allow_prefetch(min(self._prefetch_cap, affordable))
 
     def __iter__(self) -> Iterator[LeasedTask]:
+        take = self._prefetched.popleft
+        hand_out = self.hand_out
+        while count := self.next_run():
+            for _ in range(count):
+                if self._should_stop():  # looked up each time: a threaded executor wraps it
+                    break
+                try:
+                    leased = take()
+                except IndexError:  # the keeper's thread handed them back meanwhile
+                    break
+                hand_out(leased)
+                self._suspended = True
+                yield leased
+                self._suspended = False
+
+    def next_run(self) -> int:
+        """Wait until tasks are here to run; how many to hand out before calling again (0: the end).
+
+        The stream ends at ``max_tasks_per_run`` or once ``should_stop`` says so. Meanwhile
+        it sends pops (ahead of time where prefetching allows), waits on an empty queue
+        (``Connector.wait_for_work``: woken by pushes where the connector can be, else
+        polling with backoff) and reports starvation. A caller that takes the tasks itself
+        (:meth:`take`) asks ``should_stop`` before each, calls :meth:`hand_out` on it,
+        and copes with finding fewer than counted: the keeper's thread may hand some back.
+        """
         prefetched = self._prefetched
-        take = prefetched.popleft
-        note = self._journal.note if self._journal is not None else None
-        waited = self._queue_waits.observe_since if self._queue_waits is not None else None
         idle_sleep = _MIN_IDLE_SLEEP
         idle_since: float | None = None  # when a pop first came back empty (starvation counts from then)
         starvation_reported_at = 0.0
-        while not self._should_stop():  # looked up each time: a threaded executor wraps it
+        while not self._should_stop():
             if self._limit and self.delivered >= self._limit:
-                return
+                return 0
             if self._pending is None:
                 self._send_if_room(len(prefetched))
-            if not prefetched:
-                if not self._refill():
-                    if idle_since is None:
-                        idle_since = time.monotonic()
-                    # polls every idle_sleep, unless the connector is woken by pushes
-                    deadline = self._starvation_due(idle_since, starvation_reported_at)
-                    self._codec.connector.wait_for_work(self._queue, idle_sleep, self._should_stop, deadline)
-                    idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
-                    starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
-                    continue
-                idle_sleep = _MIN_IDLE_SLEEP
-                idle_since = None
-                starvation_reported_at = 0.0
+            if prefetched:
+                # with a pop in flight (or no prefetching) nothing is to be sent before these are
+                # used up (limits were applied when asking); else look again after each task
+                return len(prefetched) if self._pending is not None or not self._ahead else 1
+            if self._refill():
+                idle_sleep, idle_since, starvation_reported_at = _MIN_IDLE_SLEEP, None, 0.0
                 continue
-            if self._pending is not None or not self._ahead:
-                # nothing to send before these are used up (limits were applied when asking)
-                while prefetched and not self._should_stop():
-                    try:
-                        leased = take()
-                    except IndexError:  # the keeper's thread handed them back meanwhile
-                        break
-                    if leased.alone:
-                        self.before_alone()
-                    if note is not None:
-                        note(leased.receipt)
-                    if waited is not None:
-                        waited(leased.ready_at)
-                    self._suspended = True
-                    yield leased
-                    self._suspended = False
-                continue
-            try:
-                leased = take()
-            except IndexError:
-                continue
-            if leased.alone:
-                self.before_alone()
-            if note is not None:
-                note(leased.receipt)
-            if waited is not None:
-                waited(leased.ready_at)
-            self._suspended = True
-            yield leased
+            if idle_since is None:
+                idle_since = time.monotonic()
+            # polls every idle_sleep, unless the connector is woken by pushes
+            deadline = self._starvation_due(idle_since, starvation_reported_at)
+            self._codec.connector.wait_for_work(self._queue, idle_sleep, self._should_stop, deadline)
+            idle_sleep = min(idle_sleep * 2, _MAX_IDLE_SLEEP)
+            starvation_reported_at = self._check_starvation(idle_since, starvation_reported_at)
+        return 0
+
+    @property
+    def take(self) -> Callable[[], LeasedTask]:
+        """Take the next task :meth:`next_run` counted; raises IndexError when none is left."""
+        return self._prefetched.popleft
+
+    @property
+    def should_stop(self) -> Callable[[], bool]:
+        """Asked before each task: the stream ends once it says so."""
+        return self._should_stop
+
+    @property
+    def ack(self) -> Callable[[bytes], None] | None:
+        """Acknowledge a task that succeeded and carries no isolation note: the fast part of
+        :meth:`settle` (None at-most-once: nothing to acknowledge)."""
+        return self._ack
+
+    def hand_out(self, leased: LeasedTask) -> None:
+        """A task taken with :meth:`take` is about to run: wait for the floor if it runs alone,
+        note it in the journal, observe how long it waited."""
+        if leased.alone:
+            self.before_alone()
+        if self._journal is not None:
+            self._journal.note(leased.receipt)
+        if self._queue_waits is not None:
+            self._queue_waits.observe_since(leased.ready_at)
+
+    @property
+    def plain_hand_out(self) -> bool:
+        """True when :meth:`hand_out` has nothing to do but for tasks marked ``alone``."""
+        return self._journal is None and self._queue_waits is None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Entered while a caller of :meth:`take` runs the tasks it took (see :meth:`_hand_back_stalled`)."""
+        self._suspended = True
+        try:
+            yield
+        finally:
             self._suspended = False
 
     def _send_if_room(self, buffered: int) -> None:
