@@ -528,6 +528,26 @@ def test_unknown_receipts_settle_nothing(one: RedisConnector, name: str) -> None
     assert one.in_flight(name) == 1
 
 
+def test_a_group_acknowledged_piecemeal_settles_each_item_once(one: RedisConnector, name: str) -> None:
+    # a group larger than the scripts' chunk, so its bitmap of done positions spans several
+    items = [f'item-{i}'.encode() for i in range(BIG)]
+    one.push(name, items)
+    receipts = [m.receipt for m in one.pop(name, BIG, lease_seconds=0.3)]
+    odd, even = receipts[1::2], receipts[0::2]
+
+    assert one.ack(name, odd[::-1] + odd[:10]) == len(odd)  # any order; a repeat counts once
+    assert one.ack(name, odd[:100]) == 0
+    assert one.in_flight(name) == len(even)
+    time.sleep(0.5)
+    again = one.pop(name, BIG, lease_seconds=30)  # the lease ran out: what was not acknowledged
+    assert sorted(m.payload for m in again) == sorted(items[0::2])
+    halves = [m.receipt for m in again]
+    assert one.pop(name, 0, lease_seconds=30, ack=halves[: len(halves) // 2]) == []
+    assert one.ack(name, halves) == len(halves) - len(halves) // 2
+    assert one.in_flight(name) == 0
+    assert one.length(name) == 0
+
+
 # -- ordering details --------------------------------------------------------------------------------
 
 

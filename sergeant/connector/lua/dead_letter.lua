@@ -4,7 +4,7 @@
 -- KEYS[2]   leased   ZSET of lease group ids, score = lease deadline
 -- ARGV[1]   n        how many of the following arguments are dead letters
 -- ARGV[2 .. n+1]     encoded dead letters to append
--- ARGV[n+2 ..]       receipts of the leases to acknowledge
+-- ARGV[n+2 ..]       receipts of the leases to acknowledge, packed as for ack.lua
 --
 -- Returns how many leases were still held.
 

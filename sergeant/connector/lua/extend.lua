@@ -6,7 +6,7 @@
 --
 -- KEYS[1]   leased    ZSET of lease group ids, score = lease deadline (ms, server clock)
 -- ARGV[1]   lease_ms  new lease length from now
--- ARGV[2..] receipts of the items whose leases to extend
+-- ARGV[2..] receipts of the items whose leases to extend, packed as for ack.lua
 --
 -- Returns how many of those items were still leased.
 

@@ -78,23 +78,81 @@ local function delete_group(leased, gid)
 end
 
 -- The receipts ARGV[first..], as {gid = {position, ...}} without duplicates, plus the gids in order.
+-- An argument may hold several receipts back to back (one argument per receipt costs the
+-- client more than the receipt itself); one whose length is no multiple of a receipt's is ignored.
 local function receipts_by_group(first)
+    local receipt_size = GID_SIZE + 4
     local groups, order, seen = {}, {}, {}
     for i = first, #ARGV do
-        local receipt = ARGV[i]
-        if #receipt == GID_SIZE + 4 and not seen[receipt] then
-            seen[receipt] = true
-            local gid = string.sub(receipt, 1, GID_SIZE)
-            local positions = groups[gid]
-            if not positions then
-                positions = {}
-                groups[gid] = positions
-                order[#order + 1] = gid
+        local packed = ARGV[i]
+        if #packed % receipt_size == 0 then
+            for offset = 1, #packed, receipt_size do
+                local gid = string.sub(packed, offset, offset + GID_SIZE - 1)
+                local position = struct.unpack('>I4', packed, offset + GID_SIZE)
+                local positions = groups[gid]
+                if not positions then
+                    positions = {}
+                    groups[gid] = positions
+                    seen[gid] = {}
+                    order[#order + 1] = gid
+                end
+                if not seen[gid][position] then
+                    seen[gid][position] = true
+                    positions[#positions + 1] = position
+                end
             end
-            positions[#positions + 1] = struct.unpack('>I4', receipt, GID_SIZE + 1)
         end
     end
     return groups, order
+end
+
+-- The bytes of a string as numbers (string.byte in chunks: unpack's limit).
+local function bytes_of(text)
+    local bytes = {}
+    for i = 1, #text, CHUNK do
+        for _, byte in ipairs({string.byte(text, i, math.min(i + CHUNK - 1, #text))}) do
+            bytes[#bytes + 1] = byte
+        end
+    end
+    return bytes
+end
+
+-- A string of the numbers bytes[1..count] (nil counts as 0).
+local function string_of(bytes, count)
+    local pieces = {}
+    for i = 1, count, CHUNK do
+        local chunk = {}
+        for j = i, math.min(i + CHUNK - 1, count) do
+            chunk[#chunk + 1] = bytes[j] or 0
+        end
+        pieces[#pieces + 1] = string.char(unpack(chunk))
+    end
+    return table.concat(pieces)
+end
+
+-- Sets the bits of positions (below size) in the bitmap at done, as SETBIT would, in one
+-- read and one write; returns how many were not set before.
+local function mark_done(done, positions, size)
+    local bytes = bytes_of(redis.call('GET', done) or '')
+    local length, newly = #bytes, 0
+    for _, position in ipairs(positions) do
+        if position < size then
+            local index = math.floor(position / 8) + 1
+            local mask = bit.rshift(128, position % 8)
+            local byte = bytes[index] or 0
+            if bit.band(byte, mask) == 0 then
+                bytes[index] = bit.bor(byte, mask)
+                newly = newly + 1
+                if index > length then
+                    length = index
+                end
+            end
+        end
+    end
+    if newly > 0 then
+        redis.call('SET', done, string_of(bytes, length))
+    end
+    return newly
 end
 
 -- Marks positions of one group done; returns how many were still held, and the
@@ -121,13 +179,15 @@ local function settle_group(leased, gid, positions, want_items)
         end
     end
     local settled, items = 0, {}
-    for _, position in ipairs(positions) do
-        if position < size and redis.call('SETBIT', done, position, 1) == 0 then
-            settled = settled + 1
-            if want_items then
+    if want_items then
+        for _, position in ipairs(positions) do
+            if position < size and redis.call('SETBIT', done, position, 1) == 0 then
+                settled = settled + 1
                 items[#items + 1] = redis.call('LINDEX', key, position)
             end
         end
+    else
+        settled = mark_done(done, positions, size)
     end
     if redis.call('BITCOUNT', done) >= size then
         delete_group(leased, gid)

@@ -23,7 +23,7 @@
 -- ARGV[6]   relay     '1' when the consumer was idle and knew of an item falling due: if it
 --                     pops items now, it leaves one token on <wake>, so that another idle
 --                     consumer pops and learns that due time in its place
--- ARGV[7..] receipts to acknowledge first
+-- ARGV[7..] receipts to acknowledge first, several back to back in an argument
 --
 -- Returns the popped stored items, head first. When it was asked for items and popped
 -- none: {ms until the next delayed item or lease falls due} (an integer), or {} when
