@@ -44,8 +44,8 @@ MODES = [
     measure.Mode('consume_single', 'consume single', 20_000, 2.0),
     measure.Mode('consume_batch', 'consume batch', 100_000, 1.5),
 ]
-PLACEMENTS = ['split', 'shared']
-DEFAULT_PLACEMENTS = ['split']
+PLACEMENTS = ['split', 'unpinned', 'shared']
+DEFAULT_PLACEMENTS = ['split', 'unpinned']
 # the modes; ours with metrics off/on; both supervisors; an idle worker's wake-up (ours only);
 # the MongoDB connector at depth on FerretDB; ours with more processes, threads and idle consumers;
 # the field (ours, 0.27, Celery, Dramatiq, RQ, Huey, arq, taskiq)
@@ -130,6 +130,7 @@ def measure_placement(
         'runs': runs,
         'profiles': profiles,
         'summary': report.summarise(modes, runs),
+        'paired': report.paired_rounds(modes, runs),
     }
 
 

@@ -16,8 +16,9 @@ and reports it to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import itertools
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -52,26 +53,13 @@ def _leased_fields(fields: Any) -> tuple[Task, float]:
     return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count), float(ready_at)
 
 
+_LIST = {list}
+_READY_AT = operator.itemgetter(4)
+
+
 def _decode_error(error: Exception) -> str:
     """The reason for a payload the bare serializer refused, worded as the encoder words it."""
     return f'cannot decode payload: {type(error).__name__}: {error}'
-
-
-@dataclasses.dataclass(slots=True)
-class LeasedTask:
-    """A decoded task and the receipt of the delivery that brought it.
-
-    ``ready_at``: when its push made it ready to run (seconds since the epoch);
-    ``alone``: run it with nothing else running (see :mod:`sergeant.loop.isolation`);
-    ``isolation_note``: the name of the note to delete once it ended, for a task
-    delivered again.
-    """
-
-    task: Task
-    receipt: bytes
-    ready_at: float = 0.0
-    alone: bool = False
-    isolation_note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,7 +74,12 @@ class DeadTask:
 
 @dataclasses.dataclass(slots=True)
 class Popped:
-    tasks: list[LeasedTask]
+    """Decoded tasks, with the receipt of each one's delivery and when its push made it ready
+    (parallel lists), and the payloads that went to the dead-letter queue instead."""
+
+    tasks: list[Task]
+    receipts: list[bytes]
+    ready_at: list[float]
     dead_lettered: list[DeadLetter]
 
 
@@ -145,38 +138,36 @@ class TaskCodec:
         when the encoder neither signs nor compresses, and Tasks built positionally.
         """
         loads = self.encoder.plain_loads or self.encoder.decode
-        receipts = deliveries.receipts
         try:
             decoded = list(map(loads, deliveries.payloads))
         except Exception:
-            decoded = None
-        # exact types, as encode_task writes them (a bool is no number here); inline for speed
-        if decoded is not None and all(
-            [
-                type(fields) is list
-                and len(fields) == 5
-                and type(fields[4]) is float
-                and type(fields[0]) is dict
-                and type(fields[3]) is int
-                and fields[3] >= 0
-                and (type(fields[2]) is float or type(fields[2]) is int)
-                and (fields[1] is None or type(fields[1]) is str)
-                for fields in decoded
-            ]
-        ):
-            # the common case: every payload is a well-formed task
-            ready = [fields.pop() for fields in decoded]
-            tasks = list(map(LeasedTask, itertools.starmap(Task, decoded), receipts, ready))
-            counts = deliveries.delivery_counts
-            if counts.count(1) != len(counts):
-                for leased, delivery_count in zip(tasks, counts, strict=True):
-                    leased.task.run_count += delivery_count - 1
-            return Popped(tasks, [])
-        return self._decode_one_by_one(queue, deliveries, loads)
+            return self._decode_one_by_one(queue, deliveries, loads)
+        tasks = None
+        if set(map(type, decoded)) <= _LIST:
+            with contextlib.suppress(ValueError):  # raised when a task has not five fields
+                # exact types, as encode_task writes them (a bool is no number here); inline for speed
+                tasks = [
+                    Task(kwargs, trace_id, date, run_count)
+                    for kwargs, trace_id, date, run_count, ready_at in decoded
+                    if type(kwargs) is dict
+                    and type(run_count) is int
+                    and run_count >= 0
+                    and type(ready_at) is float
+                    and (type(date) is float or type(date) is int)
+                    and (trace_id is None or type(trace_id) is str)
+                ]
+        if tasks is None or len(tasks) != len(decoded):
+            return self._decode_one_by_one(queue, deliveries, loads)
+        # the common case: every payload is a well-formed task
+        counts = deliveries.delivery_counts
+        if counts.count(1) != len(counts):
+            for task, delivery_count in zip(tasks, counts, strict=True):
+                task.run_count += delivery_count - 1
+        return Popped(tasks, deliveries.receipts, list(map(_READY_AT, decoded)), [])
 
     def _decode_one_by_one(self, queue: str, deliveries: Deliveries, loads: Callable[[bytes], Any]) -> Popped:
         """Decode payloads one at a time, dead-lettering the ones that are not tasks."""
-        popped = Popped([], [])
+        popped = Popped([], [], [], [])
         dead_receipts: list[bytes] = []
         for payload, receipt, delivery_count in zip(
             deliveries.payloads, deliveries.receipts, deliveries.delivery_counts, strict=True
@@ -189,7 +180,9 @@ class TaskCodec:
                 dead_receipts.append(receipt)
                 continue
             task.run_count += delivery_count - 1
-            popped.tasks.append(LeasedTask(task, receipt, ready_at))
+            popped.tasks.append(task)
+            popped.receipts.append(receipt)
+            popped.ready_at.append(ready_at)
         if popped.dead_lettered:
             self.connector.dead_letter(queue, popped.dead_lettered, dead_receipts)
         return popped

@@ -208,7 +208,7 @@ class Worker:
     def get_next_tasks(self, number_of_tasks: int, task_name: str | None = None) -> list[Task]:
         """Take tasks off the queue for good; the caller now owns them."""
         popped = self.broker.pop_tasks(task_name or self.config.name, number_of_tasks, lease_seconds=None)
-        return [leased.task for leased in popped.tasks]
+        return popped.tasks
 
     def number_of_enqueued_tasks(self, task_name: str | None = None, include_delayed: bool = False) -> int:
         return self.broker.connector.length(task_name or self.config.name, include_delayed)

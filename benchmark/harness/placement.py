@@ -6,7 +6,9 @@ On a small VM two things dominate loopback numbers more than either library:
   the same CPU or on two, and results swing by 3x or more. Every measurement is
   pinned. ``split`` (the default): Redis on one CPU, the driver on another, as
   with a broker on its own core or host. ``shared``: both on one CPU, so the
-  numbers show the CPU spent per task by client plus server.
+  numbers show the CPU spent per task by client plus server. ``unpinned``: both may
+  run on every CPU, as on a machine nobody tuned; its rounds are paired for the
+  verdicts that compare ours with 0.27 round by round.
 * *Idle wake-ups.* An idle vCPU halts, and waking it for the next reply costs
   tens of µs that vary with the host's load (single-task modes swung by 2x
   between runs). For the duration of the run a PM QoS request
@@ -55,9 +57,10 @@ def _cpus(cpus: frozenset[int]) -> str:
 def available(wanted: list[str]) -> list[Placement]:
     """The requested placements this machine can offer (``split`` needs two CPUs)."""
     cpus = sorted(os.sched_getaffinity(0))
-    first, last = frozenset(cpus[:1]), frozenset(cpus[-1:])
+    first, last, every = frozenset(cpus[:1]), frozenset(cpus[-1:]), frozenset(cpus)
     known = {
         'split': Placement('split', 'Redis and worker on separate CPUs', first, last),
+        'unpinned': Placement('unpinned', 'Redis and worker left to the scheduler', every, every),
         'shared': Placement('shared', 'Redis and worker sharing one CPU', last, last),
     }
     return [known[key] for key in wanted if not (key == 'split' and len(cpus) < 2)]

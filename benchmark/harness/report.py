@@ -88,6 +88,73 @@ def results_table(modes: list[Mode], summary: dict[str, dict[str, Any]]) -> list
     return lines
 
 
+# Targets on the median of paired rounds (round i of ours against round i of 0.27, interleaved, so a
+# noisy moment hits both): throughput ours / 0.27 at least, client CPU per task ours / 0.27 at most
+PAIRED_TARGETS: dict[str, tuple[float, float | None]] = {
+    'consume_batch': (2.0, 0.5),
+    'consume_single': (2.5, None),
+}
+
+
+def _paired(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], key: str) -> list[float]:
+    """Per round, ours / 0.27 of ``key`` (rounds where both ran)."""
+    return [
+        mine[key] / their[key]
+        for mine, their in zip(ours, theirs, strict=False)
+        if 'error' not in mine and 'error' not in their and their[key]
+    ]
+
+
+def paired_rounds(modes: list[Mode], runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """For the modes with :data:`PAIRED_TARGETS`: medians of the per-round ratios (ours over TCP)."""
+    paired = {}
+    for mode in modes:
+        if mode.key not in PAIRED_TARGETS or mode.key not in runs:
+            continue
+        ours, theirs = runs[mode.key].get('ours_tcp', []), runs[mode.key].get(REFERENCE, [])
+        speed = _paired(ours, theirs, 'tasks_per_second')
+        cpu = _paired(ours, theirs, 'cpu_seconds')
+        speed_target, cpu_target = PAIRED_TARGETS[mode.key]
+        median_speed = statistics.median(speed) if speed else None
+        median_cpu = statistics.median(cpu) if cpu else None
+        passed = None
+        if median_speed is not None and (cpu_target is None or median_cpu is not None):
+            passed = median_speed >= speed_target and (
+                cpu_target is None or (median_cpu is not None and median_cpu <= cpu_target)
+            )
+        paired[mode.key] = {
+            'speed_ratios': speed,
+            'cpu_ratios': cpu,
+            'median_speed': median_speed,
+            'median_cpu': median_cpu,
+            'speed_target': speed_target,
+            'cpu_target': cpu_target,
+            'passed': passed,
+        }
+    return paired
+
+
+def paired_table(modes: list[Mode], paired: dict[str, Any]) -> list[str]:
+    lines = [
+        '| mode | rounds | ours / 0.27 tasks/s (median; each round) | target | '
+        'ours / 0.27 client CPU per task (median; each round) | target | result |',
+        '| --- | ---: | --- | ---: | --- | ---: | --- |',
+    ]
+    for mode in modes:
+        row = paired.get(mode.key)
+        if row is None:
+            continue
+        speeds = ', '.join(f'{ratio:.2f}' for ratio in row['speed_ratios'])
+        cpus = ', '.join(f'{ratio:.2f}' for ratio in row['cpu_ratios'])
+        cpu_target = '-' if row['cpu_target'] is None else f'<= {row["cpu_target"]}x'
+        lines.append(
+            f'| {mode.label} | {len(row["speed_ratios"])} | {_times(row["median_speed"])} ({speeds}) '
+            f'| >= {row["speed_target"]}x | {_times(row["median_cpu"])} ({cpus}) | {cpu_target} '
+            f'| {_verdict(row["passed"])} |'
+        )
+    return lines
+
+
 def _commands(run: dict[str, Any]) -> str:
     tasks = run['tasks']
     commands = sorted(run['server']['commands'].items(), key=lambda item: -item[1])
@@ -212,6 +279,11 @@ def markdown(
     modes_sections = [
         intro,
         _per_placement(record, 'Throughput', lambda section: results_table(modes, section['summary'])),
+        _per_placement(
+            record,
+            'Paired rounds (ours over TCP against 0.27, round by round)',
+            lambda section: paired_table(modes, section.get('paired', {})),
+        ),
         _per_placement(record, 'Redis round trip (PING)', lambda section: latency_table(section['latency'])),
         _per_placement(
             record,

@@ -29,12 +29,11 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-from ..codec import LeasedTask
 from ..config import Timeouts
 from ..interrupts import WorkerTimedout
 from ..killer import ProcessKiller, Slot, ThreadKiller
 from ..loop.runner import PlainWork
-from ..loop.stream import Outcome, TaskStream
+from ..loop.stream import LeasedTask, Outcome, TaskStream
 from ..loop.thread_guard import settled_outcome
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ class SerialExecutor:
             if slot is not None:
                 slot.begin()
             try:
-                outcome = self._run(leased.task, limit)
+                outcome = self._run(leased[0], limit)
             except BaseException as error:
                 # stop/respawn raised while the task ran: the task itself is over
                 stream.settle(leased, settled_outcome(error))
@@ -103,7 +102,7 @@ class SerialExecutor:
         run, settle = self._run, stream.settle
         for leased in stream:
             try:
-                outcome = run(leased.task, None)
+                outcome = run(leased[0], None)
             except BaseException as error:
                 settle(leased, settled_outcome(error))
                 raise
@@ -116,7 +115,7 @@ class SerialExecutor:
         no-op task they cost more than the task, and as much as decoding it.
         """
         take, should_stop, ack, settle = stream.take, stream.should_stop, stream.ack, stream.settle
-        plain_hand_out = stream.plain_hand_out
+        plain_hand_out, redelivered = stream.plain_hand_out, stream.redelivered
         work, outcomes, clock = plain.work, plain.outcomes, plain.clock
         threads_started, task_over = plain.threads_started, plain.task_over
         # the calling thread's own attributes of the thread-local (what setting one writes to),
@@ -134,9 +133,11 @@ class SerialExecutor:
                             leased = take()
                         except IndexError:  # the keeper's thread handed them back meanwhile
                             break
-                        if not plain_hand_out or leased.alone:
+                        task, receipt, _ = leased
+                        special = bool(redelivered) and receipt in redelivered
+                        if special or not plain_hand_out:
                             stream.hand_out(leased)
-                        task = current['task'] = leased.task
+                        current['task'] = task
                         try:
                             work(task)
                         except BaseException as error:
@@ -154,10 +155,10 @@ class SerialExecutor:
                             except BaseException as ending:  # UnkillableThreads: the task itself is over
                                 settle(leased, settled_outcome(ending))
                                 raise
-                        if ack is None or leased.isolation_note is not None:
+                        if ack is None or special:
                             settle(leased, _SUCCESS)
                         else:
-                            ack(leased.receipt)
+                            ack(receipt)
                 finally:
                     # set from one task to the next: nothing runs in between that could look
                     current['task'] = None
@@ -173,7 +174,7 @@ class SerialExecutor:
         The handlers run with the task still current, as on the runner's own path.
         """
         try:
-            outcome = plain.failed(leased.task, error)
+            outcome = plain.failed(leased[0], error)
         except BaseException as ending:
             plain.task_of_thread.task = None
             stream.settle(leased, settled_outcome(ending))

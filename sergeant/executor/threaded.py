@@ -35,10 +35,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
-from ..codec import LeasedTask
 from ..config import Timeouts
 from ..killer import ProcessKiller, Slot, ThreadKiller
-from ..loop.stream import TaskStream
+from ..loop.stream import LeasedTask, TaskStream
 from ..loop.thread_guard import settled_outcome
 
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ class _Pool:
         if slot is not None:
             slot.begin()
         try:
-            outcome = self._run(leased.task, limit)
+            outcome = self._run(leased[0], limit)
         except BaseException as error:
             # first tell the others to stop: one of them may hold the stream, waiting for tasks
             self._fail(error)
@@ -144,7 +143,7 @@ class _Pool:
                 slot.end()
             with self._turns:
                 self._running -= 1
-                if leased.alone:
+                if self._stream.runs_alone(leased[1]):
                     self._alone = False
                 self._turns.notify_all()
         self._stream.settle(leased, outcome)

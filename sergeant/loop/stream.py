@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from ..codec import LeasedTask, TaskCodec
+from ..codec import TaskCodec
 from ..config import WorkerConfig
 from ..connector import CompletedPop, DeadLetter, Deliveries, PendingPop
 from ..metrics.queue_wait import QueueWaitHistogram
@@ -38,6 +38,23 @@ PREFETCH_HORIZON = 0.1
 # long: they go back to the queue, for idle workers to take.
 STALL_HAND_BACK = 2 * PREFETCH_HORIZON
 _PACE_WEIGHT = 0.5  # weight of the newest transaction in the running estimate of seconds per task
+
+
+LeasedTask = tuple[Task, bytes, float]
+"""A task to run, the receipt of the delivery that brought it, and when its push made it ready
+(seconds since the epoch): a plain tuple, made in bulk by ``zip`` as a pop's tasks arrive."""
+
+
+@dataclasses.dataclass(slots=True)
+class Redelivery:
+    """What the stream knows of a task delivered again (see :mod:`sergeant.loop.isolation`).
+
+    ``isolation_note``: the note to delete once the task ended; ``alone``: run it with
+    nothing else running.
+    """
+
+    isolation_note: str | None = None
+    alone: bool = False
 
 
 class Outcome(enum.Enum):
@@ -116,6 +133,8 @@ class TaskStream:
         self._keeper = keeper
         self._should_stop = should_stop
         self._prefetched: deque[LeasedTask] = deque()
+        self.redelivered: dict[bytes, Redelivery] = {}
+        """Receipt -> what to heed for a task delivered again, until it is settled (usually empty)."""
         self._pending: _Request | None = None
         self._pending_guard = threading.Lock()  # the keeper's thread may take the pop in flight too
         self._suspended = False  # the iteration waits at a yield: its caller runs a task, none fetches
@@ -220,23 +239,29 @@ class TaskStream:
 
     @property
     def ack(self) -> Callable[[bytes], None] | None:
-        """Acknowledge a task that succeeded and carries no isolation note: the fast part of
+        """Acknowledge a task that succeeded and is not in :attr:`redelivered`: the fast part of
         :meth:`settle` (None at-most-once: nothing to acknowledge)."""
         return self._ack
 
     def hand_out(self, leased: LeasedTask) -> None:
         """A task taken with :meth:`take` is about to run: wait for the floor if it runs alone,
         note it in the journal, observe how long it waited."""
-        if leased.alone:
+        _, receipt, ready_at = leased
+        if self.runs_alone(receipt):
             self.before_alone()
         if self._journal is not None:
-            self._journal.note(leased.receipt)
+            self._journal.note(receipt)
         if self._queue_waits is not None:
-            self._queue_waits.observe_since(leased.ready_at)
+            self._queue_waits.observe_since(ready_at)
+
+    def runs_alone(self, receipt: bytes) -> bool:
+        """True for a task to run with nothing else running (until it is settled)."""
+        redelivery = self.redelivered.get(receipt) if self.redelivered else None
+        return redelivery is not None and redelivery.alone
 
     @property
     def plain_hand_out(self) -> bool:
-        """True when :meth:`hand_out` has nothing to do but for tasks marked ``alone``."""
+        """True when :meth:`hand_out` has nothing to do but for tasks in :attr:`redelivered`."""
         return self._journal is None and self._queue_waits is None
 
     @contextlib.contextmanager
@@ -349,12 +374,12 @@ class TaskStream:
                 keeper.unwatch(pending)
         for letter in popped.dead_lettered:
             self._events.dead_lettered(letter)
-        fresh = popped.tasks
+        fresh = list(zip(popped.tasks, popped.receipts, popped.ready_at, strict=True))
         if self._config.max_retries:
             fresh = self._screen_redeliveries(fresh, deliveries)
         if keeper is not None:
             everything = len(fresh) == len(deliveries.receipts)
-            keeper.hold(deliveries.receipts if everything else [leased.receipt for leased in fresh])
+            keeper.hold(deliveries.receipts if everything else [receipt for _, receipt, _ in fresh])
         self._prefetched.extend(fresh)
         self._accepted += len(fresh)
 
@@ -412,7 +437,9 @@ class TaskStream:
 
     def _nack(self, unstarted: list[LeasedTask]) -> None:
         """Give leased tasks that never started back to the head of the queue, uncounted."""
-        receipts = [leased.receipt for leased in unstarted]
+        receipts = [receipt for _, receipt, _ in unstarted]
+        for receipt in receipts:
+            self.redelivered.pop(receipt, None)
         if receipts and self._keeper is not None:
             self._codec.connector.nack(self._queue, receipts)
             self._keeper.forget(receipts)
@@ -421,33 +448,36 @@ class TaskStream:
         """Tasks to run; the ones whose deliveries used up ``max_retries`` go to the dead-letter queue.
 
         Unless :mod:`sergeant.loop.isolation` says to run one alone first. Tasks delivered
-        again carry the name of their isolation note, deleted once they end.
+        again get an entry in :attr:`redelivered` with the name of their isolation note,
+        deleted once they end.
         """
         limit = self._config.max_retries  # not 0: the caller screens only with a limit
         counts = deliveries.delivery_counts
         # may_run, inlined: the common batch has no redelivery and no task near its limit
-        if counts.count(1) == len(counts) and all([leased.task.run_count <= limit for leased in fresh]):
+        if counts.count(1) == len(counts) and all([task.run_count <= limit for task, _, _ in fresh]):
             return fresh
         payloads = dict(zip(deliveries.receipts, zip(deliveries.payloads, counts, strict=True), strict=True))
         kept = []
         for leased in fresh:
-            payload, delivery_count = payloads[leased.receipt]
-            if delivery_count > 1:
-                leased.isolation_note = note_name(self._queue, payload)
-            run_count = leased.task.run_count
+            task, receipt, _ = leased
+            payload, delivery_count = payloads[receipt]
+            note = note_name(self._queue, payload) if delivery_count > 1 else None
+            run_count = task.run_count
             if may_run(run_count, limit):
+                if note is not None:
+                    self.redelivered[receipt] = Redelivery(note)
                 kept.append(leased)
                 continue
-            if leased.isolation_note is None:
+            if note is None:
                 verdict = Verdict(False, f'its run_count {run_count} is above max_retries')
             else:
-                verdict = judge(self._codec.connector, leased.isolation_note, run_count, limit)
+                verdict = judge(self._codec.connector, note, run_count, limit)
             if verdict.run_alone:
-                leased.alone = True
+                self.redelivered[receipt] = Redelivery(note, alone=True)
                 kept.append(leased)
                 continue
-            self._codec.dead_letter_task(self._queue, leased.task, verdict.reason, [leased.receipt])
-            self._events.redeliveries_exhausted(leased.task)
+            self._codec.dead_letter_task(self._queue, task, verdict.reason, [receipt])
+            self._events.redeliveries_exhausted(task)
         return kept
 
     def _starvation_due(self, idle_since: float, reported_at: float) -> float | None:
@@ -472,16 +502,18 @@ class TaskStream:
 
         Safe to call from any thread while another iterates the stream.
         """
-        if leased.isolation_note is not None:
-            self._codec.connector.key_delete(leased.isolation_note)
+        task, receipt, _ = leased
+        redelivery = self.redelivered.pop(receipt, None) if self.redelivered else None
+        if redelivery is not None and redelivery.isolation_note is not None:
+            self._codec.connector.key_delete(redelivery.isolation_note)
         if outcome is not _MAX_RETRIES:
             if self._ack is not None:
-                self._ack(leased.receipt)
+                self._ack(receipt)
             return
         reason = f'max retries ({self._config.max_retries}) exhausted'
-        self._codec.dead_letter_task(self._queue, leased.task, reason, [leased.receipt])
+        self._codec.dead_letter_task(self._queue, task, reason, [receipt])
         if self._keeper:
-            self._keeper.forget([leased.receipt])
+            self._keeper.forget([receipt])
 
     def close(self) -> None:
         """Hand prefetched tasks that never started back to the queue, then flush acks."""
@@ -497,7 +529,7 @@ class TaskStream:
         unstarted = self._take_waiting()
         if self._keeper is None:
             # at-most-once: popping deleted them, so they are pushed again
-            self._codec.push_tasks(self._queue, [leased.task for leased in unstarted], 'HIGH')
+            self._codec.push_tasks(self._queue, [task for task, _, _ in unstarted], 'HIGH')
             return
         try:
             self._nack(unstarted)

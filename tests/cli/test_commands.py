@@ -75,8 +75,8 @@ def test_push_encodes_a_task_the_workers_read(broker: Broker) -> None:
 
     assert (result.returncode, delayed.returncode) == (0, 0), result.stderr + delayed.stderr
     assert broker.connector.length(broker.queue, include_delayed=True) == 2
-    [leased] = signed_json_codec(broker).pop_tasks(broker.queue, 5, lease_seconds=None).tasks
-    assert (leased.task.kwargs, leased.task.trace_id, leased.task.run_count) == (
+    [task] = signed_json_codec(broker).pop_tasks(broker.queue, 5, lease_seconds=None).tasks
+    assert (task.kwargs, task.trace_id, task.run_count) == (
         {'to': 'ops@example.com'},
         't-1',
         0,
@@ -127,7 +127,7 @@ def test_dlq_list_show_requeue_with_reset_and_purge(broker: Broker) -> None:
     assert requeued.returncode == 0, requeued.stderr
     assert 'requeued 2 dead letters' in requeued.stdout
     tasks = codec.pop_tasks(queue, 10, lease_seconds=None).tasks
-    assert sorted((t.task.kwargs['i'], t.task.run_count) for t in tasks) == [(0, 0), (2, 0)]
+    assert sorted((t.kwargs['i'], t.run_count) for t in tasks) == [(0, 0), (2, 0)]
     again = run_sergeant('dlq', 'requeue', queue, letters[0]['id'], *flags, env=JSON_SIGNED)
     assert again.returncode == 4 and 'not found' in again.stderr
     declined = run_sergeant('dlq', 'purge', queue, *flags)
@@ -211,9 +211,9 @@ def test_the_broker_from_a_worker_module_signs_and_compresses_as_the_worker(tmp_
     codec = TaskCodec(
         connector, Encoder(config.Encoder(serializer='msgpack', compressor='zlib', signing_key=KEY))
     )
-    [leased] = codec.pop_tasks('signed', 1, lease_seconds=None).tasks
+    [task] = codec.pop_tasks('signed', 1, lease_seconds=None).tasks
     connector.close()
-    assert leased.task.kwargs == {'n': 7}
+    assert task.kwargs == {'n': 7}
 
 
 @pytest.mark.parametrize(

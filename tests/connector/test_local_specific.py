@@ -32,7 +32,7 @@ def test_a_foreign_row_in_a_queue_is_dead_lettered_and_never_wedges_it(
 
     popped = codec.pop_tasks('q', 10, lease_seconds=30)
 
-    assert [leased.task.kwargs['n'] for leased in popped.tasks] == list(range(5))
+    assert [task.kwargs['n'] for task in popped.tasks] == list(range(5))
     [letter] = popped.dead_lettered
     assert isinstance(letter.payload, bytes) and 'undecodable' in letter.reason
     assert connector.dead_letter_length('q') == 1

@@ -589,7 +589,7 @@ def test_a_foreign_item_shorter_than_our_header_never_wedges_the_queue(
     first = codec.pop_tasks(name, 100, lease_seconds=30)
 
     assert (popped_foreign.payload, popped_foreign.delivery_count) == (foreign, 1)
-    assert [task.task.kwargs['n'] for task in first.tasks] == list(range(65))
+    assert [task.kwargs['n'] for task in first.tasks] == list(range(65))
     [letter] = first.dead_lettered
     assert letter.payload == foreign and 'undecodable' in letter.reason
     assert one.dead_letter_length(name) == 1

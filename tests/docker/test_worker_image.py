@@ -84,7 +84,7 @@ def stop_and_check_nothing_lost(worker: Container, out: Path, settings: dict[str
     assert took < GRACE_SECONDS, f'drained in {took:.1f} s, not within the grace period\n{logs}'
     broker = broker_for(settings)
     processed = processed_ids(out)
-    queued = [leased.task.kwargs['id'] for leased in broker.pop_tasks(QUEUE, TASKS, None).tasks]
+    queued = [task.kwargs['id'] for task in broker.pop_tasks(QUEUE, TASKS, None).tasks]
     assert len(processed) < TASKS, 'stopped mid-way'
     assert len(processed) == len(set(processed)), 'no task ran twice'
     assert broker.connector.in_flight(QUEUE) == 0, 'no task is left leased'

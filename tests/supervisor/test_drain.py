@@ -42,7 +42,7 @@ def test_sigterm_drains_workers_and_loses_no_task(
     processed = run.processed_ids()
     assert len(processed) == len(set(processed)), 'no task ran twice'
     assert broker.connector.in_flight(QUEUE) == 0, 'no task is left leased'
-    queued = [leased.task.kwargs['id'] for leased in broker.pop_tasks(QUEUE, TASKS, None).tasks]
+    queued = [task.kwargs['id'] for task in broker.pop_tasks(QUEUE, TASKS, None).tasks]
     assert set(processed).isdisjoint(queued)
     assert sorted(processed + queued) == list(range(TASKS))
     assert 0 < len(queued) < TASKS - 300
