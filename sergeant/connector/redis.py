@@ -69,14 +69,13 @@ from .redis_node import (
     dead_letter_id,
     decode_dead_letter,
     encode_dead_letter,
-    group_receipts,
     key_name,
     lock_name,
-    new_group_id,
     new_items,
     queue_keys,
 )
 from .redis_params import ClusterParams, NodeParams, create_client, create_cluster_client, parse_params
+from .redis_receipts import group_receipts, new_group_id
 
 __all__ = ['RedisConnector', 'RedisLock']
 

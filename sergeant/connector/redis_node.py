@@ -56,12 +56,12 @@ from .redis_channels import (
     cluster_pools,
     standalone_pools,
 )
+from .redis_receipts import packed_receipts
 
 ID_SIZE = 16
 PUSHED_AT_SIZE = 6  # the first bytes of an id: when the item was pushed, in ms
 _EARLIEST_PUSH_MS = 1_577_836_800_000  # 2020-01-01: older times are random bytes of a pre-1.0 id
 HEADER_SIZE = ID_SIZE + 4  # id, delivery counter
-GROUP_ID_BYTES = 8  # random bytes of a lease group id, sent as 16 hex characters
 FIRST_DELIVERY = (1).to_bytes(4, 'big')
 HIGH_FLAG = b'H'
 NORMAL_FLAG = b'N'
@@ -166,21 +166,6 @@ def decode_dead_letter(letter: bytes) -> tuple[bytes, str, float]:
     return letter[payload_start:], letter[_DEAD_HEADER.size : payload_start].decode(), failed_at
 
 
-def new_group_id() -> bytes:
-    """The id of a new lease group: random, printable, so key names stay readable."""
-    return os.urandom(GROUP_ID_BYTES).hex().encode()
-
-
-_POSITIONS: list[bytes] = []
-
-
-def group_receipts(group_id: bytes, count: int) -> list[bytes]:
-    """Receipts of the ``count`` items of a lease group: its id, then each position (4 bytes)."""
-    if len(_POSITIONS) < count:
-        _POSITIONS.extend(position.to_bytes(4, 'big') for position in range(len(_POSITIONS), count))
-    return [group_id + position for position in _POSITIONS[:count]]
-
-
 @functools.cache
 def _script_source(name: str) -> str:
     return importlib.resources.files(__package__).joinpath(f'lua/{name}.lua').read_text('utf-8')
@@ -211,22 +196,6 @@ class _Idle(NamedTuple):
 
     popped_at: float  # monotonic time of its answer
     due_at: float | None  # monotonic time the next delayed item or lease falls due; None: none will
-
-
-RECEIPT_SIZE = 2 * GROUP_ID_BYTES + 4  # the group id's hex, then the position
-
-
-def packed_receipts(receipts: Sequence[bytes]) -> list[bytes]:
-    """Receipts as script arguments: back to back, :data:`CHUNK` to an argument (see leases.lua).
-
-    Formatting one argument per receipt costs the client more than the rest of a task's
-    acknowledgement. Receipts of another size are left out: no lease has them.
-    """
-    if not receipts:
-        return []
-    if min(map(len, receipts)) != RECEIPT_SIZE or max(map(len, receipts)) != RECEIPT_SIZE:
-        receipts = [receipt for receipt in receipts if len(receipt) == RECEIPT_SIZE]
-    return [b''.join(chunk) for chunk in _chunks(receipts)]
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import struct
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from sergeant.codec import TaskCodec
 from sergeant.connector import DeadLetter, create_connector
 from sergeant.connector.redis import RedisConnector
 from sergeant.connector.redis_params import parse_params
+from sergeant.connector.redis_receipts import GROUP_ID_SIZE, RUN_TAG
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, ConnectorError
 from tests.servers.redis import RedisServer, running_redis
@@ -546,6 +548,35 @@ def test_a_group_acknowledged_piecemeal_settles_each_item_once(one: RedisConnect
     assert one.ack(name, halves) == len(halves) - len(halves) // 2
     assert one.in_flight(name) == 0
     assert one.length(name) == 0
+
+
+def test_runs_and_single_receipts_settle_each_item_once(
+    one: RedisConnector, raw: list[redis.Redis], name: str
+) -> None:
+    one.push(name, [f'item-{i}'.encode() for i in range(100)])
+    receipts = [m.receipt for m in one.pop(name, 100, lease_seconds=30)]
+    # a run of 0..39, then 20..29 again one by one (known group, out of order), then a run of 60..99
+    mixed = receipts[:40] + receipts[29:19:-1] + receipts[60:]
+
+    assert one.extend_leases(name, mixed, 60) == 80
+    assert one.ack(name, mixed) == 80
+    assert one.ack(name, receipts[:40]) == 0
+    assert one.in_flight(name) == 20
+    assert one.extend_leases(name, receipts, 60) == 20
+    assert one.pop(name, 0, lease_seconds=30, ack=receipts[40:60]) == []
+    assert one.in_flight(name) == 0
+    assert not raw[0].keys(f'*{name}*:leased:*')  # the group went once all its items were done
+
+
+def test_a_run_beyond_its_group_settles_only_the_group(one: RedisConnector, name: str) -> None:
+    one.push(name, [b'a', b'b', b'c'])
+    [receipt, *_] = [m.receipt for m in one.pop(name, 3, lease_seconds=30)]
+    group = receipt[:GROUP_ID_SIZE]
+    keys = one._keys(name)
+
+    run = RUN_TAG + group + struct.pack('>II', 1, 1000)
+    assert one._nodes[0]._ack((keys.leased,), [run]) == 2
+    assert one.in_flight(name) == 1
 
 
 # -- ordering details --------------------------------------------------------------------------------

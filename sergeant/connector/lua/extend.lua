@@ -13,7 +13,7 @@
 local leased = KEYS[1]
 -- Formatted once: Redis would otherwise format the number again for every group.
 local deadline = string.format('%d', now_ms() + tonumber(ARGV[1]))
-local groups, order = receipts_by_group(2)
+local groups, order, runs = receipts_by_group(2)
 local held = 0
 for _, gid in ipairs(order) do
     if redis.call('ZSCORE', leased, gid) then
@@ -21,9 +21,19 @@ for _, gid in ipairs(order) do
         local key = group_key(leased, gid)
         local size = redis.call('LLEN', key)
         local done = redis.call('GET', done_key(leased, gid)) or ''
-        for _, position in ipairs(groups[gid]) do
-            if position < size and not is_done(done, position) then
+        local counted = {} -- a position may come both in a run and alone
+        local function count(position)
+            if position < size and not counted[position] and not is_done(done, position) then
+                counted[position] = true
                 held = held + 1
+            end
+        end
+        for _, position in ipairs(groups[gid]) do
+            count(position)
+        end
+        for _, run in ipairs(runs[gid]) do
+            for position = run[1], math.min(run[1] + run[2], size) - 1 do
+                count(position)
             end
         end
     end

@@ -77,25 +77,40 @@ local function delete_group(leased, gid)
     redis.call('HDEL', owners_key(leased), gid)
 end
 
--- The receipts ARGV[first..], as {gid = {position, ...}} without duplicates, plus the gids in order.
--- An argument may hold several receipts back to back (one argument per receipt costs the
--- client more than the receipt itself); one whose length is no multiple of a receipt's is ignored.
+-- The receipts ARGV[first..] by group, without duplicates: {gid = {position, ...}}, the gids in
+-- order, and {gid = {{first, count}, ...}} for runs. An argument holds either receipts back to
+-- back (one argument per receipt costs the client more than the receipt itself), or 'R' then
+-- runs: a group id, then its first position and a count (4 bytes each, big-endian), for that
+-- many consecutive positions (see redis_receipts.py). Other arguments are ignored.
 local function receipts_by_group(first)
-    local receipt_size = GID_SIZE + 4
-    local groups, order, seen = {}, {}, {}
+    local receipt_size, run_size = GID_SIZE + 4, GID_SIZE + 8
+    local groups, order, runs, seen = {}, {}, {}, {}
+    local function positions_of(gid)
+        local positions = groups[gid]
+        if not positions then
+            positions = {}
+            groups[gid] = positions
+            seen[gid] = {}
+            runs[gid] = {}
+            order[#order + 1] = gid
+        end
+        return positions
+    end
     for i = first, #ARGV do
         local packed = ARGV[i]
-        if #packed % receipt_size == 0 then
+        if string.sub(packed, 1, 1) == 'R' and (#packed - 1) % run_size == 0 then
+            for offset = 2, #packed, run_size do
+                local gid = string.sub(packed, offset, offset + GID_SIZE - 1)
+                local start, count = struct.unpack('>I4I4', packed, offset + GID_SIZE)
+                positions_of(gid)
+                local group_runs = runs[gid]
+                group_runs[#group_runs + 1] = {start, count}
+            end
+        elseif #packed % receipt_size == 0 then
             for offset = 1, #packed, receipt_size do
                 local gid = string.sub(packed, offset, offset + GID_SIZE - 1)
                 local position = struct.unpack('>I4', packed, offset + GID_SIZE)
-                local positions = groups[gid]
-                if not positions then
-                    positions = {}
-                    groups[gid] = positions
-                    seen[gid] = {}
-                    order[#order + 1] = gid
-                end
+                local positions = positions_of(gid)
                 if not seen[gid][position] then
                     seen[gid][position] = true
                     positions[#positions + 1] = position
@@ -103,7 +118,7 @@ local function receipts_by_group(first)
             end
         end
     end
-    return groups, order
+    return groups, order, runs
 end
 
 -- The bytes of a string as numbers (string.byte in chunks: unpack's limit).
@@ -130,12 +145,12 @@ local function string_of(bytes, count)
     return table.concat(pieces)
 end
 
--- Sets the bits of positions (below size) in the bitmap at done, as SETBIT would, in one
--- read and one write; returns how many were not set before.
-local function mark_done(done, positions, size)
+-- Sets the bits of positions and runs (below size) in the bitmap at done, as SETBIT would, in
+-- one read and one write; returns how many were not set before.
+local function mark_done(done, positions, runs, size)
     local bytes = bytes_of(redis.call('GET', done) or '')
     local length, newly = #bytes, 0
-    for _, position in ipairs(positions) do
+    local function mark(position)
         if position < size then
             local index = math.floor(position / 8) + 1
             local mask = bit.rshift(128, position % 8)
@@ -149,22 +164,38 @@ local function mark_done(done, positions, size)
             end
         end
     end
+    for _, position in ipairs(positions) do
+        mark(position)
+    end
+    for _, run in ipairs(runs) do
+        for position = run[1], math.min(run[1] + run[2], size) - 1 do
+            mark(position)
+        end
+    end
     if newly > 0 then
         redis.call('SET', done, string_of(bytes, length))
     end
     return newly
 end
 
--- Marks positions of one group done; returns how many were still held, and the
--- items at those positions when want_items. Deletes the group once all are done.
-local function settle_group(leased, gid, positions, want_items)
+-- Marks positions (and runs, when given) of one group done; returns how many were still held,
+-- and the items at those positions when want_items (no runs then). Deletes the group once all
+-- are done.
+local function settle_group(leased, gid, positions, want_items, runs)
     local key = group_key(leased, gid)
     local size = redis.call('LLEN', key)
     if size == 0 then
         return 0, {}
     end
+    runs = runs or {}
     local done = done_key(leased, gid)
-    if not want_items and #positions == size and redis.call('EXISTS', done) == 0 then
+    if not want_items and #positions == 0 and #runs == 1 and runs[1][1] == 0 and runs[1][2] == size
+        and redis.call('EXISTS', done) == 0 then
+        -- the common case: one run over a whole untouched group
+        delete_group(leased, gid)
+        return size, {}
+    end
+    if not want_items and #runs == 0 and #positions == size and redis.call('EXISTS', done) == 0 then
         -- the common case: a whole untouched group (positions are distinct and in range)
         local in_range = true
         for _, position in ipairs(positions) do
@@ -187,7 +218,7 @@ local function settle_group(leased, gid, positions, want_items)
             end
         end
     else
-        settled = mark_done(done, positions, size)
+        settled = mark_done(done, positions, runs, size)
     end
     if redis.call('BITCOUNT', done) >= size then
         delete_group(leased, gid)
@@ -197,10 +228,10 @@ end
 
 -- Acknowledges the receipts ARGV[first..]; returns how many leases were still held.
 local function acknowledge(leased, first)
-    local groups, order = receipts_by_group(first)
+    local groups, order, runs = receipts_by_group(first)
     local acked = 0
     for _, gid in ipairs(order) do
-        acked = acked + settle_group(leased, gid, groups[gid], false)
+        acked = acked + settle_group(leased, gid, groups[gid], false, runs[gid])
     end
     return acked
 end
