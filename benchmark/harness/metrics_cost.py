@@ -27,7 +27,7 @@ MODES = [
 ]
 TARGETS = {'consume_batch': 0.95}  # metrics on / off
 # the effect is ~1%, the noise of one run on a small VM tens of %: a short run, so many rounds
-ROUNDS_PER_REPEAT = 3
+ROUNDS = 9
 OFF, ON = 'metrics_off', 'metrics_on'
 
 

@@ -114,7 +114,7 @@ class SerialExecutor:
         The runner's fast path and the stream's hand-out and settling, inlined: for a
         no-op task they cost more than the task, and as much as decoding it.
         """
-        take, should_stop, ack, settle = stream.take, stream.should_stop, stream.ack, stream.settle
+        take, stop, ack, settle = stream.take, stream.stop_flag, stream.ack, stream.settle
         plain_hand_out, redelivered = stream.plain_hand_out, stream.redelivered
         work, outcomes, clock = plain.work, plain.outcomes, plain.clock
         threads_started, task_over = plain.threads_started, plain.task_over
@@ -127,14 +127,14 @@ class SerialExecutor:
             with stream.running():
                 try:
                     for _ in range(count):
-                        if should_stop():
+                        if stop.received_stop_signal:
                             break
                         try:
                             leased = take()
                         except IndexError:  # the keeper's thread handed them back meanwhile
                             break
                         task, receipt, _ = leased
-                        special = bool(redelivered) and receipt in redelivered
+                        special = receipt in redelivered if redelivered else False
                         if special or not plain_hand_out:
                             stream.hand_out(leased)
                         current['task'] = task

@@ -88,7 +88,7 @@ def consume(
     should_stop = functools.partial(getattr, stop_flag, 'received_stop_signal')
     events = LoopEvents(worker, outcomes, metrics, clock)
     waits = metrics.queue_waits if metrics is not None else None
-    stream = TaskStream(codec, config, events, keeper, should_stop, journal, waits)
+    stream = TaskStream(codec, config, events, keeper, should_stop, journal, waits, stop_flag)
     if metrics is not None:
         metrics.loop_started(lambda: stream.delivered)
     try:

@@ -17,6 +17,7 @@ delivery allows.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -91,8 +92,8 @@ class LeaseKeeper:
     def take_acks(self) -> list[bytes]:
         """Acknowledgements to send; pass them to :meth:`acked` or :meth:`give_back_acks` after."""
         take = self._acks.popleft
-        with self._take_guard:
-            return [take() for _ in range(len(self._acks))]
+        with self._take_guard:  # popleft called from C: a Python loop costs twice as much
+            return list(itertools.starmap(take, itertools.repeat((), len(self._acks))))
 
     def acked(self, acks: Sequence[bytes]) -> None:
         """The acknowledgements were sent: those leases are gone."""

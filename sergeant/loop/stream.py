@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from ..codec import TaskCodec
 from ..config import WorkerConfig
@@ -67,6 +68,24 @@ class Outcome(enum.Enum):
     MAX_RETRIES = 'max_retries'
     REQUEUE = 'requeue'
     STOPPED = 'stopped'
+
+
+class StopFlag(Protocol):
+    """Tells whether the stream is to end: true once a stop was asked for."""
+
+    @property
+    def received_stop_signal(self) -> bool: ...
+
+
+class _AskedFlag:
+    """A stream's :class:`StopFlag` when none was given: asks its ``should_stop``."""
+
+    def __init__(self, stream: TaskStream) -> None:
+        self._stream = stream
+
+    @property
+    def received_stop_signal(self) -> bool:
+        return self._stream.should_stop()
 
 
 class StreamEvents:
@@ -120,6 +139,7 @@ class TaskStream:
         should_stop: Callable[[], bool] = lambda: False,
         journal: StartJournal | None = None,
         queue_waits: QueueWaitHistogram | None = None,
+        stop_flag: StopFlag | None = None,
     ) -> None:
         self._codec = codec
         self._journal = journal
@@ -132,6 +152,10 @@ class TaskStream:
         self._events = events
         self._keeper = keeper
         self._should_stop = should_stop
+        self.stop_flag: StopFlag = stop_flag if stop_flag is not None else _AskedFlag(self)
+        """What ``should_stop`` (as given here) says, as an attribute: reading it costs a caller
+        that asks before every task less than the call. Give it when ``should_stop`` reads its
+        ``received_stop_signal``, as the work loop does."""
         self._prefetched: deque[LeasedTask] = deque()
         self.redelivered: dict[bytes, Redelivery] = {}
         """Receipt -> what to heed for a task delivered again, until it is settled (usually empty)."""
