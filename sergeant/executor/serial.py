@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import types
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -115,7 +116,7 @@ class SerialExecutor:
         no-op task they cost more than the task, and as much as decoding it.
         """
         take, stop, ack, settle = stream.take, stream.stop_flag, stream.ack, stream.settle
-        plain_hand_out, redelivered = stream.plain_hand_out, stream.redelivered
+        note, waits, redelivered = stream.start_note, stream.queue_waits, stream.redelivered
         work, outcomes, clock = plain.work, plain.outcomes, plain.clock
         threads_started, task_over = plain.threads_started, plain.task_over
         # the calling thread's own attributes of the thread-local (what setting one writes to),
@@ -124,6 +125,10 @@ class SerialExecutor:
         while count := stream.next_run():
             successes = 0  # counted into outcomes as the run ends, or per task while tasks are slow
             count_each = clock is not None and clock.per_task
+            # queue waits of fast tasks are observed per run (QueueWaitHistogram.observe_run)
+            waited = None if waits is None or not count_each else waits.observe_since
+            ready_ats: list[float] | None = [] if waits is not None and not count_each else None
+            run_started_at = time.time()
             with stream.running():
                 try:
                     for _ in range(count):
@@ -133,10 +138,17 @@ class SerialExecutor:
                             leased = take()
                         except IndexError:  # the keeper's thread handed them back meanwhile
                             break
-                        task, receipt, _ = leased
+                        task, receipt, ready_at = leased
                         special = receipt in redelivered if redelivered else False
-                        if special or not plain_hand_out:
+                        if special:
                             stream.hand_out(leased)
+                        else:  # hand_out, inlined: a supervised worker notes and times every task
+                            if note is not None:
+                                note(receipt)
+                            if waited is not None:
+                                waited(ready_at)
+                            elif ready_ats is not None:
+                                ready_ats.append(ready_at)
                         current['task'] = task
                         try:
                             work(task)
@@ -164,6 +176,8 @@ class SerialExecutor:
                     current['task'] = None
                     if successes:
                         outcomes['success'] += successes
+                    if ready_ats:
+                        waits.observe_run(ready_ats, run_started_at)  # type: ignore[union-attr]
 
     @staticmethod
     def _settle_failed(
@@ -180,6 +194,8 @@ class SerialExecutor:
             stream.settle(leased, settled_outcome(ending))
             raise
         plain.task_of_thread.task = None
+        if plain.clock is not None and plain.clock.per_task:
+            plain.clock.task_done()
         try:
             if plain.threads_started:
                 plain.task_over(outcome)

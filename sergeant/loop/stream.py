@@ -271,7 +271,7 @@ class TaskStream:
         """A task taken with :meth:`take` is about to run: wait for the floor if it runs alone,
         note it in the journal, observe how long it waited."""
         _, receipt, ready_at = leased
-        if self.runs_alone(receipt):
+        if self.redelivered and self.runs_alone(receipt):
             self.before_alone()
         if self._journal is not None:
             self._journal.note(receipt)
@@ -284,9 +284,14 @@ class TaskStream:
         return redelivery is not None and redelivery.alone
 
     @property
-    def plain_hand_out(self) -> bool:
-        """True when :meth:`hand_out` has nothing to do but for tasks in :attr:`redelivered`."""
-        return self._journal is None and self._queue_waits is None
+    def start_note(self) -> Callable[[bytes], None] | None:
+        """What :meth:`hand_out` calls with the receipt of a task not in :attr:`redelivered`, if anything."""
+        return self._journal.note if self._journal is not None else None
+
+    @property
+    def queue_waits(self) -> QueueWaitHistogram | None:
+        """Where :meth:`hand_out` observes how long a task not in :attr:`redelivered` waited, if anywhere."""
+        return self._queue_waits
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

@@ -49,3 +49,28 @@ def test_the_real_clock_is_read() -> None:
 
     assert bucket_of(histogram) == [WAIT_BUCKETS.index(0.5)]
     assert 0.3 <= histogram.total < 0.5
+
+
+@pytest.mark.parametrize(
+    'waits',
+    [
+        [0.002, 0.003, 0.004],  # one bucket: counted at once
+        [0.0005, 0.002, 7.0, WAIT_BUCKETS[0], 0.0],  # several, and a boundary
+        [0.003, -1.0],  # a clock ahead of ours
+    ],
+)
+def test_a_run_counts_as_its_waits_would_one_by_one(now: float, waits: list[float]) -> None:
+    one_by_one, as_a_run = QueueWaitHistogram(), QueueWaitHistogram()
+    for wait in waits:
+        one_by_one.observe_since(now - wait)
+
+    as_a_run.observe_run([now - wait for wait in waits], now)
+
+    assert as_a_run.counts == one_by_one.counts
+    assert as_a_run.total == pytest.approx(one_by_one.total)
+
+
+def test_an_empty_run_counts_nothing(now: float) -> None:
+    histogram = QueueWaitHistogram()
+    histogram.observe_run([], now)
+    assert sum(histogram.counts) == 0
