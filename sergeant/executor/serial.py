@@ -128,7 +128,7 @@ class SerialExecutor:
             # queue waits of fast tasks are observed per run (QueueWaitHistogram.observe_run)
             waited = None if waits is None or not count_each else waits.observe_since
             ready_ats: list[float] | None = [] if waits is not None and not count_each else None
-            run_started_at = time.time()
+            run_started_at = time.time() if ready_ats is not None else 0.0
             with stream.running():
                 try:
                     for _ in range(count):

@@ -9,7 +9,6 @@ task through the runner and settles it on the stream.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from .hooks import Hooks
 from .journal import StartJournal
 from .leases import LeaseKeeper
 from .runner import TaskRunner, young_collections_at_most_every
-from .stream import Outcome, TaskStream
+from .stream import Outcome, StopFlag, TaskStream
 
 # run(task, time_limit) executes one task; time_limit is entered around the user's work() only
 RunTask = Callable[[Task, AbstractContextManager[object] | None], Outcome]
@@ -45,12 +44,6 @@ class Executor(Protocol):
         """
 
 
-class LoopState(Protocol):
-    """What the loop reads of the worker besides its hooks."""
-
-    received_stop_signal: bool
-
-
 def consume(
     worker: Hooks,
     base: type,
@@ -62,7 +55,7 @@ def consume(
     outcomes_guard: threading.Lock,
     journal: StartJournal | None,
     metrics: WorkerMetrics | None,
-    stop_flag: LoopState,
+    stop_flag: StopFlag,
 ) -> None:
     """Run tasks of ``worker.config.name`` until the stream ends (see the module docstring).
 
@@ -84,11 +77,9 @@ def consume(
     durations = metrics.durations if metrics is not None else None
     runner = TaskRunner(worker, base, task_of_thread, outcomes, guard, durations)
     clock = runner.batch_clock
-    # asked before every task: a C-level partial is cheaper than a lambda
-    should_stop = functools.partial(getattr, stop_flag, 'received_stop_signal')
     events = LoopEvents(worker, outcomes, metrics, clock)
     waits = metrics.queue_waits if metrics is not None else None
-    stream = TaskStream(codec, config, events, keeper, should_stop, journal, waits, stop_flag)
+    stream = TaskStream(codec, config, events, keeper, stop_flag, journal, waits)
     if metrics is not None:
         metrics.loop_started(lambda: stream.delivered)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import threading
 import time
 from collections import deque
@@ -77,17 +78,6 @@ class StopFlag(Protocol):
     def received_stop_signal(self) -> bool: ...
 
 
-class _AskedFlag:
-    """A stream's :class:`StopFlag` when none was given: asks its ``should_stop``."""
-
-    def __init__(self, stream: TaskStream) -> None:
-        self._stream = stream
-
-    @property
-    def received_stop_signal(self) -> bool:
-        return self._stream.should_stop()
-
-
 class StreamEvents:
     """Callbacks from the stream to the worker (no-ops by default)."""
 
@@ -136,10 +126,9 @@ class TaskStream:
         config: WorkerConfig,
         events: StreamEvents,
         keeper: LeaseKeeper | None,
-        should_stop: Callable[[], bool] = lambda: False,
+        stop_flag: StopFlag,
         journal: StartJournal | None = None,
         queue_waits: QueueWaitHistogram | None = None,
-        stop_flag: StopFlag | None = None,
     ) -> None:
         self._codec = codec
         self._journal = journal
@@ -151,11 +140,10 @@ class TaskStream:
         self._queue = config.name
         self._events = events
         self._keeper = keeper
-        self._should_stop = should_stop
-        self.stop_flag: StopFlag = stop_flag if stop_flag is not None else _AskedFlag(self)
-        """What ``should_stop`` (as given here) says, as an attribute: reading it costs a caller
-        that asks before every task less than the call. Give it when ``should_stop`` reads its
-        ``received_stop_signal``, as the work loop does."""
+        self.stop_flag = stop_flag
+        """The stream ends once its ``received_stop_signal`` is true (asked before every task)."""
+        # the same as a callable, for the connector's waits; a threaded executor extends it
+        self._should_stop: Callable[[], bool] = functools.partial(getattr, stop_flag, 'received_stop_signal')
         self._prefetched: deque[LeasedTask] = deque()
         self.redelivered: dict[bytes, Redelivery] = {}
         """Receipt -> what to heed for a task delivered again, until it is settled (usually empty)."""
@@ -219,11 +207,11 @@ class TaskStream:
     def next_run(self) -> int:
         """Wait until tasks are here to run; how many to hand out before calling again (0: the end).
 
-        The stream ends at ``max_tasks_per_run`` or once ``should_stop`` says so. Meanwhile
+        The stream ends at ``max_tasks_per_run`` or once :attr:`stop_flag` says so. Meanwhile
         it sends pops (ahead of time where prefetching allows), waits on an empty queue
         (``Connector.wait_for_work``: woken by pushes where the connector can be, else
         polling with backoff) and reports starvation. A caller that takes the tasks itself
-        (:meth:`take`) asks ``should_stop`` before each, calls :meth:`hand_out` on it,
+        (:meth:`take`) asks :attr:`stop_flag` before each, calls :meth:`hand_out` on it,
         and copes with finding fewer than counted: the keeper's thread may hand some back.
         """
         prefetched = self._prefetched
@@ -255,11 +243,6 @@ class TaskStream:
     def take(self) -> Callable[[], LeasedTask]:
         """Take the next task :meth:`next_run` counted; raises IndexError when none is left."""
         return self._prefetched.popleft
-
-    @property
-    def should_stop(self) -> Callable[[], bool]:
-        """Asked before each task: the stream ends once it says so."""
-        return self._should_stop
 
     @property
     def ack(self) -> Callable[[bytes], None] | None:
