@@ -43,12 +43,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import operator
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Literal, overload
 
 POD_NAME_VARIABLE = 'POD_NAME'  # set by the operator's Deployments through the downward API
 
@@ -90,6 +91,50 @@ class DeadLetter:
     id: str = ''
 
 
+class FramedPayloads(Sequence[bytes]):
+    """Payloads that sit in stored items after a header of ``offset`` bytes, cut out when read.
+
+    A decoder that copies the payloads anyway (``unpickle_spliced``) reads ``items`` in place
+    and saves the copies; everything else sees a sequence of payloads.
+    """
+
+    __slots__ = ('_cut', 'items', 'offset')
+
+    def __init__(self, items: list[bytes], offset: int) -> None:
+        self.items = items
+        self.offset = offset
+        self._cut = operator.itemgetter(slice(offset, None))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return list(map(self._cut, self.items[index]))
+        cut: bytes = self._cut(self.items[index])
+        return cut
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self._cut, self.items)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same payloads (a list of them, say)."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(other) == len(self.items) and all(map(operator.eq, self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable items: equality only
+
+    def __repr__(self) -> str:
+        return f'FramedPayloads({list(self)!r})'
+
+
 @dataclasses.dataclass(slots=True)
 class Deliveries:
     """The messages of one pop as three parallel lists (see :meth:`Connector.begin_pop`).
@@ -98,7 +143,7 @@ class Deliveries:
     message: the worker's hot path reads thousands of them per second.
     """
 
-    payloads: list[bytes]
+    payloads: Sequence[bytes]
     receipts: list[bytes]
     delivery_counts: list[int]
 

@@ -51,6 +51,7 @@ from .base import (
     Connector,
     DeadLetter,
     Deliveries,
+    FramedPayloads,
     Lock,
     Message,
     PendingPop,
@@ -80,7 +81,6 @@ from .redis_receipts import group_receipts, new_group_id
 __all__ = ['RedisConnector', 'RedisLock']
 
 _COUNTER = struct.Struct('>I')  # the delivery counter after the id of a stored item
-_PAYLOAD = operator.itemgetter(slice(HEADER_SIZE, None))
 _COUNTER_BYTES = operator.itemgetter(slice(ID_SIZE, HEADER_SIZE))
 _FIRST_DELIVERY = _COUNTER.pack(1)
 # redis-py's errors; its cluster client raises some (no slot covered, say) outside RedisError
@@ -102,7 +102,7 @@ def _driver_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def _payloads_and_counts(items: list[bytes]) -> tuple[list[bytes], list[int]]:
+def _payloads_and_counts(items: list[bytes]) -> tuple[Sequence[bytes], list[int]]:
     """The payloads and delivery counters of stored items.
 
     An item shorter than our header was not written by us (anyone with write access can
@@ -110,18 +110,19 @@ def _payloads_and_counts(items: list[bytes]) -> tuple[list[bytes], list[int]]:
     dead-letters it with its reason (or runs it, should it be a task) instead of the pop
     failing on it.
     """
-    counter = _COUNTER.unpack_from
-    if items and min(map(len, items)) < HEADER_SIZE:
+    # mapped C functions: a loop in Python costs twice as much per item
+    counters = list(map(_COUNTER_BYTES, items))
+    if counters.count(_FIRST_DELIVERY) == len(counters):
+        # the common case: nothing delivered before (and so every item as long as our header)
+        return FramedPayloads(items, HEADER_SIZE), [1] * len(items)
+    if min(map(len, items)) < HEADER_SIZE:
+        counter = _COUNTER.unpack_from
         return (
             [item[HEADER_SIZE:] if len(item) >= HEADER_SIZE else item for item in items],
             [counter(item, ID_SIZE)[0] if len(item) >= HEADER_SIZE else 1 for item in items],
         )
-    # mapped C functions: a loop in Python costs twice as much per item
-    payloads = list(map(_PAYLOAD, items))
-    counters = list(map(_COUNTER_BYTES, items))
-    if counters.count(_FIRST_DELIVERY) == len(counters):  # the common case: nothing delivered before
-        return payloads, [1] * len(items)
-    return payloads, [int.from_bytes(counter_bytes, 'big') for counter_bytes in counters]
+    counts = [int.from_bytes(counter_bytes, 'big') for counter_bytes in counters]
+    return FramedPayloads(items, HEADER_SIZE), counts
 
 
 def _messages(prefix: bytes, items: list[bytes], group_id: bytes | None) -> list[Message]:

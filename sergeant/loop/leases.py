@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 from ..connector import Connector, PendingPop
 from ..logging.outages import OutageLog
+from .held import HeldReceipts
 
 ACK_DELAY = 0.05  # the thread looks this often; an ack no pop took by the next look is sent alone
 
@@ -40,7 +41,7 @@ class LeaseKeeper:
         self._queue = queue
         self._lease_seconds = lease_seconds
         self._logger = logger
-        self._held: set[bytes] = set()
+        self._held = HeldReceipts()
         self._pending: list[PendingPop] = []
         # appended to by the task threads without a lock (deque.append is atomic);
         # only the takers (the stream, this thread) share a lock
@@ -65,14 +66,14 @@ class LeaseKeeper:
 
     def hold(self, receipts: Sequence[bytes]) -> None:
         with self._guard:
-            self._held.update(receipts)
+            self._held.add(receipts)
 
     def forget(self, receipts: Sequence[bytes]) -> None:
         """Stop tracking receipts that were acknowledged or settled some other way."""
         if not receipts:
             return
         with self._guard:
-            self._held.difference_update(receipts)
+            self._held.remove(receipts)
 
     def held(self) -> list[bytes]:
         """The receipts held now: leased to this worker and not acknowledged yet."""

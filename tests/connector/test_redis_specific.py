@@ -22,7 +22,7 @@ import redis
 
 from sergeant import Task, config
 from sergeant.codec import TaskCodec
-from sergeant.connector import DeadLetter, create_connector
+from sergeant.connector import DeadLetter, FramedPayloads, create_connector
 from sergeant.connector.redis import RedisConnector
 from sergeant.connector.redis_params import parse_params
 from sergeant.connector.redis_receipts import GROUP_ID_SIZE, RUN_TAG
@@ -750,3 +750,14 @@ def test_a_pop_sent_ahead_reports_a_lost_server_as_connector_error(
         server.start()
         connector.push(name, [b'b'])
         assert connector.begin_pop(name, 1, lease_seconds=30).result().payloads == [b'b']
+
+
+def test_payloads_read_in_place_behave_as_a_list_of_them() -> None:
+    items = [b'h' * 4 + b'first', b'h' * 4 + b'second', b'h' * 4]
+    payloads = FramedPayloads(items, 4)
+
+    assert list(payloads) == [b'first', b'second', b''] and len(payloads) == 3
+    assert payloads[1] == b'second' and payloads[-1] == b'' and payloads[:2] == [b'first', b'second']
+    assert payloads == [b'first', b'second', b''] and payloads == (b'first', b'second', b'')
+    assert payloads != [b'first', b'second'] and payloads != [b'first', b'other', b'']
+    assert payloads != 'first' and payloads != [1, 2, 3]
