@@ -26,9 +26,9 @@ import signal
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Timeouts
 from ..interrupts import WorkerTimedout
@@ -129,6 +129,11 @@ class SerialExecutor:
             waited = None if waits is None or not count_each else waits.observe_since
             ready_ats: list[float] | None = [] if waits is not None and not count_each else None
             run_started_at = time.time() if ready_ats is not None else 0.0
+            # entries of redelivered are only added between runs (as tasks arrive)
+            if ack is not None and note is None and waits is None and not count_each and not redelivered:
+                with stream.running():
+                    self._run_bare(stream, plain, count, ack, current)
+                continue
             with stream.running():
                 try:
                     for _ in range(count):
@@ -178,6 +183,49 @@ class SerialExecutor:
                         outcomes['success'] += successes
                     if ready_ats:
                         waits.observe_run(ready_ats, run_started_at)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _run_bare(
+        stream: TaskStream,
+        plain: PlainWork,
+        count: int,
+        ack: Callable[[bytes], None],
+        current: dict[str, Any],
+    ) -> None:
+        """A run of :meth:`_run_plain` whose tasks need nothing around them but an acknowledgement.
+
+        No note, no timing, no redelivered task among them: the general loop without what
+        these runs skip, which costs a no-op task a tenth of its time.
+        """
+        take, stop, work, threads_started = stream.take, stream.stop_flag, plain.work, plain.threads_started
+        successes = 0
+        try:
+            for _ in range(count):
+                if stop.received_stop_signal:
+                    break
+                try:
+                    leased = take()
+                except IndexError:  # the keeper's thread handed them back meanwhile
+                    break
+                current['task'] = task = leased[0]
+                try:
+                    work(task)
+                except BaseException as error:
+                    SerialExecutor._settle_failed(stream, plain, leased, error)
+                    continue
+                successes += 1
+                if threads_started:
+                    current['task'] = None
+                    try:
+                        plain.task_over(_SUCCESS)
+                    except BaseException as ending:  # UnkillableThreads: the task itself is over
+                        stream.settle(leased, settled_outcome(ending))
+                        raise
+                ack(leased[1])
+        finally:
+            current['task'] = None
+            if successes:
+                plain.outcomes['success'] += successes
 
     @staticmethod
     def _settle_failed(

@@ -155,13 +155,17 @@ def test_unkillable_thread_ends_the_loop_with_a_respawn_naming_it(
     assert worker.broker.connector.in_flight('tasks') == 0
 
 
+@pytest.mark.parametrize('metered', [False, True], ids=['bare', 'metered'])
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('then', ['succeed', 'fail', 'respawn', 'stop'])
 def test_threads_are_ended_whatever_the_outcome(
-    build_worker: Build, leftovers: Leftovers, threads: int, then: str
+    build_worker: Build, leftovers: Leftovers, threads: int, then: str, metered: bool
 ) -> None:
     # given a task that starts a thread, which starts one of its own, and then ends as `then` says
+    # (metered: queue waits are timed, which takes the serial executor's general loop)
     worker = spawner(build_worker, leftovers, number_of_threads=threads, max_tasks_per_run=1)
+    if metered:
+        worker.enable_task_metrics()
     worker.push_task({'n': 0, 'start': [('parent', 'Parent')], 'then': then})
 
     # when the worker runs it
