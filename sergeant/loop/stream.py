@@ -225,8 +225,10 @@ class TaskStream:
                 self._send_if_room(len(prefetched))
             if prefetched:
                 # with a pop in flight (or no prefetching) nothing is to be sent before these are
-                # used up (limits were applied when asking); else look again after each task
-                return len(prefetched) if self._pending is not None or not self._ahead else 1
+                # used up (limits were applied when asking)
+                if self._pending is not None or not self._ahead:
+                    return len(prefetched)
+                return self._run_before_room(len(prefetched))
             if self._refill():
                 idle_sleep, idle_since, starvation_reported_at = _MIN_IDLE_SLEEP, None, 0.0
                 continue
@@ -284,6 +286,14 @@ class TaskStream:
             yield
         finally:
             self._suspended = False
+
+    def _run_before_room(self, buffered: int) -> int:
+        """How many of ``buffered`` tasks to hand out before :meth:`_send_if_room` may send a pop
+        ahead: until they leave room for one; all of them when ``max_tasks_per_run`` leaves none
+        (what is left of it does not change as tasks are handed out)."""
+        if self._limit and self._limit - self.delivered - buffered < self._ahead:
+            return buffered
+        return max(1, buffered - (self._room - self._ahead))
 
     def _send_if_room(self, buffered: int) -> None:
         """Send the next pop when ``buffered`` tasks leave room for it (see the class docstring)."""

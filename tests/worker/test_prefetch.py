@@ -86,6 +86,32 @@ def test_prefetch_bounds_the_leased_tasks(
     assert worker.number_of_enqueued_tasks() == 10, 'max_tasks_per_run bounds what is taken'
 
 
+def test_a_pop_goes_ahead_as_soon_as_the_received_tasks_leave_room_for_it(
+    build_worker: Build, connector: config.Connector
+) -> None:
+    # given transactions of 4 and 8 tasks of prefetch: once the pace is known (after the
+    # first transaction) up to 12 are held, and a pop goes ahead when it can ask for 6 or more
+    worker = build_worker(
+        InFlightObserver,
+        connector=connector,
+        max_tasks_per_run=30,
+        tasks_per_transaction=4,
+        delivery=config.Delivery(lease_seconds=30, prefetch=8),
+    )
+    worker.push_tasks([{'n': n} for n in range(40)])
+
+    # when it runs 30 of them
+    worker.work_loop()
+
+    # then the leased tasks (done ones count until their acknowledgement rides on the next pop) are:
+    # 0-3 the first transaction; 4-9 those, the second one and 8 asked ahead as it arrived;
+    # 10-15 after 8 and 9 left room: 6 acknowledged, a whole transaction asked for (4 of 6);
+    # 16-27 the same 8 ahead; 28-29 the 2 that max_tasks_per_run leaves, asked for only once
+    # 20-27 were used up (it never leaves room for 6)
+    assert worker.events('in_flight') == [4] * 4 + [12] * 6 + [10] * 6 + [12] * 12 + [2] * 2
+    assert worker.number_of_enqueued_tasks() == 10
+
+
 def test_at_most_once_takes_one_transaction_at_a_time(
     build_worker: Build, connector: config.Connector
 ) -> None:
