@@ -9,15 +9,17 @@ proportion to that collection, and it is kept small however deep a queue grows:
 
 * a push of at least ``SEGMENT_MIN`` payloads goes to segments straight away;
 * a smaller push goes to ``queue_items``, and now and then (a chance proportional to
-  the payloads pushed) the pusher counts that queue's ready items there; above
-  ``HOT_HIGH`` the ones that rank last are *spilled* into segments until
-  ``HOT_LOW`` remain.
+  the payloads pushed) the pusher counts that queue's waiting items there (ready or
+  delayed, not leased); above ``HOT_HIGH`` the ones that rank last are *spilled* into
+  segments until ``HOT_LOW`` remain. Delayed items rank after the ready ones of their
+  priority (their ``order`` is their due time), so single pushes of delayed tasks do
+  not pile up there either.
 
 A segment is a collection ``queue_segment_<id>`` of at most ``SEGMENT_ITEMS``
 complete item documents, registered in ``queue_segments`` as ``_id`` (the
 collection's name), ``queue``, ``priority`` and ``order`` of its first item (its
-items rank no earlier), ``visible_at`` (when its items become claimable; spilled
-segments hold ready items only), ``count`` and ``pushed_at``. A claim compares the
+items rank no earlier), ``visible_at`` (when its first item becomes claimable: a spill
+parks ready and delayed items in separate segments), ``count`` and ``pushed_at``. A claim compares the
 first claimable segment with its candidates in ``queue_items`` and *moves* the
 segment there when it ranks first or the candidates run short.
 
@@ -113,10 +115,9 @@ class Backlog:
             self._bump(queue)
 
     def spill(self, queue: str) -> int:
-        """Move the last-ranked ready items of ``queue`` beyond ``HOT_LOW`` into segments; return how many."""
+        """Park the last-ranked waiting items of ``queue`` beyond ``HOT_LOW`` in segments; return how many."""
         now = time.time()
-        ready = {'queue': queue, 'lease': None, 'visible_at': {'$lte': now}}
-        documents = list(self._items.find(ready, sort=[('priority', -1), ('order', 1), ('_id', 1)]))
+        documents = list(self._items.find(waiting(queue), sort=[('priority', -1), ('order', 1), ('_id', 1)]))
         tail = [document for document in documents[HOT_LOW:] if type(document.get('claims')) is int]
         if not tail:
             return 0
@@ -127,7 +128,9 @@ class Backlog:
             return 0
         # fresh ids (keeping the push second): the ledger keys of the old ones are spent
         copies = [{**doc, '_id': ObjectId(doc['_id'].binary[:4] + os.urandom(8))} for doc in won]
-        self.park(queue, copies)
+        # a segment is claimable from its earliest item on: delayed items apart, so ready ones wait for none
+        self.park(queue, [copy for copy in copies if float(copy['visible_at']) <= now])
+        self.park(queue, [copy for copy in copies if float(copy['visible_at']) > now])
         self._items.delete_many({'_id': {'$in': [document['_id'] for document in won]}, 'lease': None})
         return len(won)
 
@@ -197,6 +200,11 @@ class Backlog:
 
     def queues(self) -> set[str]:
         return {name for name in self.registry.distinct('queue') if isinstance(name, str)}
+
+
+def waiting(queue: str) -> Document:
+    """The filter of the items of ``queue`` in ``queue_items`` that no consumer holds: ready or delayed."""
+    return {'queue': queue, 'lease': None}
 
 
 def insert_once(collection: Collection[Document], documents: Sequence[Document]) -> None:

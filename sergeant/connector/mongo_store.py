@@ -48,7 +48,7 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo.collection import Collection
 
-from .mongo_backlog import HOT_HIGH, SEGMENT_ITEMS, SEGMENT_MIN, Backlog, rank_of
+from .mongo_backlog import HOT_HIGH, SEGMENT_ITEMS, SEGMENT_MIN, Backlog, rank_of, waiting
 from .mongo_params import Client, Document
 
 ORDER: list[tuple[str, int]] = [('priority', pymongo.DESCENDING), ('order', pymongo.ASCENDING), ('_id', 1)]
@@ -183,12 +183,9 @@ class MongoStore:
         if documents:
             self.items.insert_many(documents, ordered=True)
             # one count per SEGMENT_MIN payloads pushed, on average
-            if random.random() * SEGMENT_MIN < len(documents) and self._ready_count(queue) > HOT_HIGH:
+            counted = random.random() * SEGMENT_MIN < len(documents)
+            if counted and self.items.count_documents(waiting(queue)) > HOT_HIGH:
                 self.backlog.spill(queue)
-
-    def _ready_count(self, queue: str) -> int:
-        ready = {'queue': queue, 'lease': None, 'visible_at': {'$lte': time.time()}}
-        return self.items.count_documents(ready)
 
     def claim(
         self, queue: str, count: int, token: bytes, lease_seconds: float, owner: str | None = None
