@@ -55,6 +55,7 @@ def test_the_real_clock_is_read() -> None:
     'waits',
     [
         [0.002, 0.003, 0.004],  # one bucket: counted at once
+        [0.003, 0.003, 0.003],  # one ready time (one bulk push)
         [0.0005, 0.002, 7.0, WAIT_BUCKETS[0], 0.0],  # several, and a boundary
         [0.003, -1.0],  # a clock ahead of ours
     ],
