@@ -24,6 +24,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from .runs import run_length
+
 GROUP_ID_BYTES = 8  # random bytes of a lease group id, sent as 16 hex characters
 GROUP_ID_SIZE = 2 * GROUP_ID_BYTES
 RECEIPT_SIZE = GROUP_ID_SIZE + 4  # the group id's hex, then the position
@@ -55,23 +57,6 @@ def group_receipts(group_id: bytes, count: int) -> list[bytes]:
     return receipts
 
 
-def _run_length(receipts: list[bytes], index: int, group: list[bytes], first: int) -> int:
-    """How many of ``receipts`` from ``index`` on are ``group``'s from position ``first`` on, in order."""
-    longest = min(len(group) - first, len(receipts) - index)
-    # usually all of them (the rest of the group or of the receipts): one comparison in C
-    if receipts[index : index + longest] == group[first : first + longest]:
-        return longest
-    # a matching prefix stays matching when shortened: search for the longest one
-    low, high = 0, longest - 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if receipts[index : index + middle] == group[first : first + middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
 def packed_receipts(receipts: Sequence[bytes]) -> list[bytes]:
     """Receipts as script arguments: runs of recent groups and packed receipts (see the module docstring).
 
@@ -90,7 +75,7 @@ def packed_receipts(receipts: Sequence[bytes]) -> list[bytes]:
             continue
         group = recent.get(receipt[:GROUP_ID_SIZE])
         first = _POSITION.unpack_from(receipt, GROUP_ID_SIZE)[0]
-        count = 0 if group is None else _run_length(receipts, index, group, first)
+        count = 0 if group is None else run_length(receipts, index, group, first)
         if count > 1:
             runs.append(receipt[:GROUP_ID_SIZE] + _RUN.pack(first, count))
             index += count

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from ..connector.runs import run_length
+
 
 class _Pop:
     """The receipts of one pop; those before ``start`` and those in ``gone`` are let go of."""
@@ -25,21 +27,11 @@ class _Pop:
 
     def run_at_start(self, receipts: Sequence[bytes], index: int) -> int:
         """How many of ``receipts`` from ``index`` on are this pop's next ones, in order."""
-        mine, start = self.receipts, self.start
-        longest = min(len(mine) - start, len(receipts) - index)
-        if longest <= 0 or receipts[index] != mine[start]:
+        if index >= len(receipts) or self.start >= len(self.receipts):
             return 0
-        # usually all of them (the rest of the pop or of the receipts): one comparison in C
-        if receipts[index : index + longest] == mine[start : start + longest]:
-            return longest
-        low, high = 1, longest - 1  # a matching prefix stays matching when shortened
-        while low < high:
-            middle = (low + high + 1) // 2
-            if receipts[index : index + middle] == mine[start : start + middle]:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+        if receipts[index] != self.receipts[self.start]:
+            return 0
+        return run_length(receipts, index, self.receipts, self.start)
 
     def advance(self, count: int) -> None:
         self.start += count
